@@ -1,0 +1,182 @@
+//! `pharos.v1.CatalogService`, served from the in-memory catalog view.
+
+use std::sync::Arc;
+
+use pharos_proto::v1 as pb;
+use pharos_proto::v1::catalog_service_server::CatalogService;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::error::ApiError;
+use crate::catalog::CatalogView;
+
+const DEFAULT_PAGE_SIZE: u32 = 100;
+const MAX_PAGE_SIZE: u32 = 1000;
+
+pub struct CatalogApi {
+    view: watch::Receiver<Arc<CatalogView>>,
+}
+
+impl CatalogApi {
+    pub fn new(view: watch::Receiver<Arc<CatalogView>>) -> CatalogApi {
+        CatalogApi { view }
+    }
+
+    fn view(&self) -> Arc<CatalogView> {
+        self.view.borrow().clone()
+    }
+}
+
+fn page_size(requested: u32) -> Result<usize, ApiError> {
+    match requested {
+        0 => Ok(DEFAULT_PAGE_SIZE as usize),
+        1..=MAX_PAGE_SIZE => Ok(requested as usize),
+        _ => Err(ApiError::InvalidArgument(format!(
+            "page_size {requested} is too large; the maximum is {MAX_PAGE_SIZE}"
+        ))),
+    }
+}
+
+/// Page tokens are opaque to clients: the hex of the last key returned.
+fn encode_token(key: Option<String>) -> String {
+    key.map(|key| hex::encode(format!("v1:{key}")))
+        .unwrap_or_default()
+}
+
+fn decode_token(token: &str) -> Result<Option<String>, ApiError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    hex::decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix("v1:").map(str::to_owned))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::InvalidArgument(
+                "invalid page_token: pass the next_page_token of a previous response, or empty for the first page"
+                    .to_owned(),
+            )
+        })
+}
+
+fn known_environment(view: &CatalogView, environment: &str) -> Result<(), ApiError> {
+    if environment.is_empty() || view.has_environment(environment) {
+        return Ok(());
+    }
+    let known: Vec<&str> = view
+        .catalog
+        .environments
+        .iter()
+        .map(|env| env.id.as_str())
+        .collect();
+    Err(ApiError::InvalidArgument(format!(
+        "unknown environment {environment:?}; known environments: {}",
+        known.join(", ")
+    )))
+}
+
+#[tonic::async_trait]
+impl CatalogService for CatalogApi {
+    async fn get_overview(
+        &self,
+        _request: Request<pb::GetOverviewRequest>,
+    ) -> Result<Response<pb::GetOverviewResponse>, Status> {
+        let view = self.view();
+        Ok(Response::new(convert::overview(
+            &view.overview,
+            view.revision,
+        )))
+    }
+
+    async fn list_projects(
+        &self,
+        request: Request<pb::ListProjectsRequest>,
+    ) -> Result<Response<pb::ListProjectsResponse>, Status> {
+        let request = request.into_inner();
+        let view = self.view();
+        known_environment(&view, &request.environment)?;
+        let limit = page_size(request.page_size)?;
+        let after = decode_token(&request.page_token)?;
+        let page = view.projects_page(&request.environment, after.as_deref(), limit);
+        Ok(Response::new(pb::ListProjectsResponse {
+            projects: page.items.into_iter().map(pb::Project::from).collect(),
+            next_page_token: encode_token(page.next_after),
+            total_size: page.total as u32,
+        }))
+    }
+
+    async fn get_project(
+        &self,
+        request: Request<pb::GetProjectRequest>,
+    ) -> Result<Response<pb::GetProjectResponse>, Status> {
+        let id = request.into_inner().id;
+        if id.is_empty() {
+            return Err(
+                ApiError::InvalidArgument("id is required: the project's id".to_owned()).into(),
+            );
+        }
+        let view = self.view();
+        let Some((project, deployments)) = view.project(&id) else {
+            return Err(ApiError::NotFound(format!(
+                "project {id:?} is not in the catalog; ListProjects shows the known ids"
+            ))
+            .into());
+        };
+        Ok(Response::new(pb::GetProjectResponse {
+            project: Some(project.into()),
+            deployments: deployments
+                .into_iter()
+                .map(|d| convert::deployment(d, &view.ports_of(&d.project_id, &d.environment)))
+                .collect(),
+        }))
+    }
+
+    async fn list_port_allocations(
+        &self,
+        request: Request<pb::ListPortAllocationsRequest>,
+    ) -> Result<Response<pb::ListPortAllocationsResponse>, Status> {
+        let request = request.into_inner();
+        let view = self.view();
+        known_environment(&view, &request.environment)?;
+        let limit = page_size(request.page_size)?;
+        let after = decode_token(&request.page_token)?;
+        let page = view.ports_page(
+            &request.environment,
+            &request.project_id,
+            after.as_deref(),
+            limit,
+        );
+        Ok(Response::new(pb::ListPortAllocationsResponse {
+            allocations: page
+                .items
+                .into_iter()
+                .map(pb::PortAllocation::from)
+                .collect(),
+            next_page_token: encode_token(page.next_after),
+            total_size: page.total as u32,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let token = encode_token(Some("api".to_owned()));
+        assert_eq!(decode_token(&token).unwrap(), Some("api".to_owned()));
+        assert_eq!(decode_token("").unwrap(), None);
+        assert!(decode_token("zz").is_err());
+        assert!(decode_token(&hex::encode("other")).is_err());
+    }
+
+    #[test]
+    fn page_size_defaults_and_bounds() {
+        assert_eq!(page_size(0).unwrap(), 100);
+        assert_eq!(page_size(1000).unwrap(), 1000);
+        assert!(page_size(1001).is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! Domain -> proto conversions.
+
+use pharos_proto::v1 as pb;
+use prost_types::Timestamp;
+
+use crate::catalog::{EnvironmentTotals, Overview};
+use crate::domain::{
+    CheckSpec, Deployment, Environment, Event, PortAllocation, PortType, Project, Severity,
+};
+use crate::journal::{JournalEntry, Object, Op, Topic};
+
+impl From<&Environment> for pb::Environment {
+    fn from(env: &Environment) -> Self {
+        pb::Environment {
+            id: env.id.clone(),
+            name: env.name.clone(),
+            port_range: env.port_range.map(|range| pb::PortRange {
+                start: u32::from(range.start),
+                end: u32::from(range.end),
+            }),
+        }
+    }
+}
+
+impl From<&Project> for pb::Project {
+    fn from(project: &Project) -> Self {
+        pb::Project {
+            id: project.id.clone(),
+            name: project.name.clone(),
+            r#type: project.project_type.clone(),
+            subdomain: project.subdomain.clone(),
+            description: project.description.clone(),
+            environments: project.environments.clone(),
+        }
+    }
+}
+
+/// A deployment with the ports allocated to it (empty on Watch streams, where port
+/// allocations are changes of their own).
+pub fn deployment(deployment: &Deployment, ports: &[&PortAllocation]) -> pb::Deployment {
+    pb::Deployment {
+        id: deployment.id(),
+        project_id: deployment.project_id.clone(),
+        environment: deployment.environment.clone(),
+        ports: ports
+            .iter()
+            .map(|port| pb::PortAllocation::from(*port))
+            .collect(),
+        checks: deployment
+            .checks
+            .iter()
+            .map(pb::CheckDefinition::from)
+            .collect(),
+        container_selector: deployment
+            .container_selector
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        health: pb::HealthStatus::Unspecified as i32,
+    }
+}
+
+impl From<&CheckSpec> for pb::CheckDefinition {
+    fn from(check: &CheckSpec) -> Self {
+        pb::CheckDefinition {
+            name: check.name.clone(),
+            kind: check.kind.clone(),
+            target: check.target.clone(),
+            interval: prost_types::Duration::try_from(check.interval).ok(),
+            timeout: prost_types::Duration::try_from(check.timeout).ok(),
+        }
+    }
+}
+
+impl From<&PortAllocation> for pb::PortAllocation {
+    fn from(port: &PortAllocation) -> Self {
+        let port_type = match port.port_type {
+            PortType::Http => pb::PortType::Http,
+            PortType::Https => pb::PortType::Https,
+            PortType::Grpc => pb::PortType::Grpc,
+            PortType::Metrics => pb::PortType::Metrics,
+            PortType::Database => pb::PortType::Database,
+            PortType::Tcp => pb::PortType::Tcp,
+        };
+        pb::PortAllocation {
+            environment: port.environment.clone(),
+            port: u32::from(port.port),
+            r#type: port_type as i32,
+            project_id: port.project_id.clone(),
+            service: port.service.clone(),
+        }
+    }
+}
+
+pub fn event(event: &Event, time: Timestamp) -> pb::Event {
+    let severity = match event.severity {
+        Severity::Info => pb::EventSeverity::Info,
+        Severity::Warning => pb::EventSeverity::Warning,
+        Severity::Error => pb::EventSeverity::Error,
+        Severity::Critical => pb::EventSeverity::Critical,
+    };
+    pb::Event {
+        id: event.id.clone(),
+        kind: event.kind.clone(),
+        severity: severity as i32,
+        message: event.message.clone(),
+        source: event.source.clone(),
+        project_id: event.project_id.clone().unwrap_or_default(),
+        environment: event.environment.clone().unwrap_or_default(),
+        attributes: event
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        time: Some(time),
+    }
+}
+
+pub fn overview(overview: &Overview, revision: u64) -> pb::GetOverviewResponse {
+    pb::GetOverviewResponse {
+        revision,
+        projects: overview.projects,
+        deployments: overview.deployments,
+        healthy_deployments: overview.healthy,
+        degraded_deployments: overview.degraded,
+        unhealthy_deployments: overview.unhealthy,
+        unknown_deployments: overview.unknown,
+        ports_allocated: overview.ports_allocated,
+        ports_available: overview.ports_available,
+        environments: overview
+            .environments
+            .iter()
+            .map(environment_summary)
+            .collect(),
+    }
+}
+
+fn environment_summary(totals: &EnvironmentTotals) -> pb::EnvironmentSummary {
+    pb::EnvironmentSummary {
+        id: totals.id.clone(),
+        name: totals.name.clone(),
+        deployments: totals.deployments,
+        ports_allocated: totals.ports_allocated,
+        ports_available: totals.ports_available,
+    }
+}
+
+pub fn topic(topic: Topic) -> pb::WatchTopic {
+    match topic {
+        Topic::Catalog => pb::WatchTopic::Catalog,
+        Topic::Events => pb::WatchTopic::Events,
+    }
+}
+
+pub fn topic_from_proto(value: i32) -> Option<Topic> {
+    match pb::WatchTopic::try_from(value).ok()? {
+        pb::WatchTopic::Catalog => Some(Topic::Catalog),
+        pb::WatchTopic::Events => Some(Topic::Events),
+        pb::WatchTopic::Unspecified => None,
+    }
+}
+
+fn timestamp(micros: i64) -> Timestamp {
+    Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+/// A journal entry as a Watch change; `snapshot` marks entries of the initial snapshot.
+pub fn change(entry: &JournalEntry, snapshot: bool) -> pb::Change {
+    use pb::change::Object as PbObject;
+    let kind = match (snapshot, entry.op) {
+        (true, _) => pb::ChangeKind::Snapshot,
+        (false, Op::Upsert) => pb::ChangeKind::Upsert,
+        (false, Op::Delete) => pb::ChangeKind::Delete,
+        (false, Op::Append) => pb::ChangeKind::Append,
+    };
+    let commit_time = timestamp(entry.committed_at_micros);
+    let object = match &entry.object {
+        Object::Environment(env) => PbObject::Environment(env.into()),
+        Object::Project(project) => PbObject::Project(project.into()),
+        Object::Deployment(d) => PbObject::Deployment(deployment(d, &[])),
+        Object::PortAllocation(port) => PbObject::PortAllocation(port.into()),
+        Object::Event(e) => PbObject::Event(event(e, commit_time)),
+    };
+    pb::Change {
+        revision: entry.revision,
+        topic: topic(entry.topic) as i32,
+        kind: kind as i32,
+        key: entry.key.clone(),
+        commit_time: Some(commit_time),
+        object: Some(object),
+    }
+}

@@ -1,0 +1,11 @@
+//! gRPC adapters: proto <-> domain conversions and the service implementations. Proto
+//! types stop here; nothing below this module sees them.
+
+mod catalog;
+mod convert;
+mod error;
+mod watch;
+
+pub use catalog::CatalogApi;
+pub use error::ApiError;
+pub use watch::WatchApi;

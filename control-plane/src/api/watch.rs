@@ -1,0 +1,110 @@
+//! `pharos.v1.WatchService`: the watch contract over gRPC.
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use pharos_proto::v1 as pb;
+use pharos_proto::v1::watch_service_server::WatchService;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::error::ApiError;
+use crate::journal::{JournalStore, Topic};
+use crate::watch::{Selector, WatchHub, WatchItem, WatchOptions, open_watch};
+
+pub struct WatchApi {
+    hub: Arc<WatchHub>,
+    store: JournalStore,
+    options: WatchOptions,
+    shutdown: CancellationToken,
+}
+
+impl WatchApi {
+    pub fn new(
+        hub: Arc<WatchHub>,
+        store: JournalStore,
+        options: WatchOptions,
+        shutdown: CancellationToken,
+    ) -> WatchApi {
+        WatchApi {
+            hub,
+            store,
+            options,
+            shutdown,
+        }
+    }
+}
+
+fn selector(request: &pb::WatchRequest) -> Result<Selector, ApiError> {
+    let mut topics = BTreeSet::new();
+    for &value in &request.topics {
+        let topic = convert::topic_from_proto(value).ok_or_else(|| {
+            ApiError::InvalidArgument(format!(
+                "unknown topic {value}; known topics: {}",
+                Topic::ALL
+                    .map(|t| format!(
+                        "{} ({})",
+                        convert::topic(t).as_str_name(),
+                        convert::topic(t) as i32
+                    ))
+                    .join(", ")
+            ))
+        })?;
+        topics.insert(topic);
+    }
+    if topics.is_empty() {
+        topics = Topic::ALL.into_iter().collect();
+    }
+    Ok(Selector {
+        topics,
+        projects: request.projects.iter().cloned().collect(),
+        environments: request.environments.iter().cloned().collect(),
+    })
+}
+
+fn response(item: WatchItem) -> pb::WatchResponse {
+    use pb::watch_response::Message;
+    let message = match item {
+        WatchItem::Snapshot(entry) => Message::Change(convert::change(&entry, true)),
+        WatchItem::Change(entry) => Message::Change(convert::change(&entry, false)),
+        WatchItem::SnapshotComplete(revision) => {
+            Message::SnapshotComplete(pb::SnapshotComplete { revision })
+        }
+        WatchItem::Progress(revision) => Message::Progress(pb::Progress { revision }),
+    };
+    pb::WatchResponse {
+        message: Some(message),
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl WatchService for WatchApi {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let request = request.into_inner();
+        let selector = selector(&request)?;
+        let stream = open_watch(
+            &self.hub,
+            self.store.clone(),
+            selector,
+            request.since_revision,
+            self.options,
+            self.shutdown.clone(),
+        )
+        .map_err(ApiError::from)?;
+        let stream = stream.map(|item| {
+            item.map(response)
+                .map_err(|end| Status::from(ApiError::from(end)))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

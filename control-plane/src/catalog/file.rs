@@ -1,0 +1,144 @@
+//! The catalog file as written: serde structs that reject unknown fields. `validate`
+//! turns them into the domain [`Catalog`](crate::domain::Catalog).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogFile {
+    #[serde(default)]
+    pub environments: Vec<EnvironmentFile>,
+    #[serde(default)]
+    pub projects: Vec<ProjectFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentFile {
+    pub id: String,
+    pub name: Option<String>,
+    /// `START-END`, inclusive.
+    pub port_range: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    pub id: String,
+    pub name: Option<String>,
+    #[serde(rename = "type", default = "default_project_type")]
+    pub project_type: String,
+    #[serde(default)]
+    pub subdomain: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub deployments: Vec<DeploymentFile>,
+}
+
+fn default_project_type() -> String {
+    "service".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentFile {
+    pub environment: String,
+    #[serde(default)]
+    pub ports: Vec<PortFile>,
+    #[serde(default)]
+    pub checks: Vec<CheckFile>,
+    /// Container labels that select this deployment's containers.
+    #[serde(default)]
+    pub containers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortFile {
+    pub port: u16,
+    #[serde(rename = "type")]
+    pub port_type: String,
+    pub service: String,
+}
+
+/// One check: common settings plus exactly one kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckFile {
+    pub name: String,
+    /// Such as `30s` or `500ms`.
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub http: Option<HttpCheck>,
+    pub tcp: Option<AddressCheck>,
+    pub grpc: Option<GrpcCheck>,
+    pub postgres: Option<DsnCheck>,
+    pub redis: Option<UrlCheck>,
+    pub mqtt: Option<AddressCheck>,
+    pub heartbeat: Option<HeartbeatCheck>,
+    pub container: Option<ContainerCheck>,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect_status: Vec<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_regex: Option<String>,
+    /// Latency above which a passing check is degraded, such as `800ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_after: Option<String>,
+    /// Fewer days than this before the TLS certificate expires is degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_tls_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressCheck {
+    /// `HOST:PORT`.
+    pub address: String,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcCheck {
+    pub address: String,
+    /// Service name for `grpc.health.v1.Health/Check`; empty for the whole server.
+    #[serde(default)]
+    pub service: String,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsnCheck {
+    pub dsn: String,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlCheck {
+    pub url: String,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatCheck {
+    /// How long without a heartbeat before the check fails, such as `1m`.
+    pub grace: String,
+}
+
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerCheck {}

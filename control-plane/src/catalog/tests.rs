@@ -1,0 +1,139 @@
+use super::*;
+
+const VALID: &str = "\
+environments:
+  - id: prod
+    name: Production
+    port_range: 8000-8009
+  - id: dev
+projects:
+  - id: api
+    name: API
+    deployments:
+      - environment: prod
+        ports:
+          - {port: 8000, type: http, service: api}
+          - {port: 8001, type: grpc, service: api-grpc}
+        checks:
+          - name: up
+            http: {url: 'http://127.0.0.1:8000/health'}
+            interval: 5s
+      - environment: dev
+  - id: web
+    deployments:
+      - environment: prod
+        ports:
+          - {port: 8002, type: https, service: web}
+";
+
+fn problems(text: &str) -> Vec<String> {
+    parse(text, "catalog.yaml")
+        .expect_err("catalog should be rejected")
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn valid_catalog_becomes_domain_objects() {
+    let catalog = parse(VALID, "catalog.yaml").unwrap();
+    assert_eq!(catalog.environments.len(), 2);
+    assert_eq!(
+        catalog.environments[1].name, "dev",
+        "name defaults to the id"
+    );
+    assert_eq!(catalog.projects[0].environments, vec!["prod", "dev"]);
+    assert_eq!(catalog.projects[1].project_type, "service");
+    assert_eq!(catalog.deployments.len(), 3);
+    assert_eq!(catalog.ports.len(), 3);
+    let check = &catalog.deployments[0].checks[0];
+    assert_eq!((check.kind.as_str(), check.interval.as_secs()), ("http", 5));
+    assert_eq!(
+        check.timeout.as_secs(),
+        5,
+        "timeout defaults to min(5s, interval)"
+    );
+}
+
+#[test]
+fn the_demo_catalog_is_valid() {
+    parse(DEMO_CATALOG, "demo").unwrap();
+}
+
+#[test]
+fn unknown_fields_point_at_their_place() {
+    let text = VALID.replace("    name: API\n", "    name: API\n    owner: team-a\n");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].starts_with(
+            "catalog.yaml:9:5: projects[0].owner: unknown field `owner`, expected one of"
+        ),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn malformed_values_name_the_field() {
+    let text = VALID.replace("port: 8001", "port: eighty");
+    let found = problems(&text);
+    assert!(
+        found[0].starts_with("catalog.yaml:13:20: projects[0].deployments[0].ports[1].port: invalid type: string \"eighty\", expected u16"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn duplicate_ids_and_port_conflicts_are_all_reported() {
+    let text = format!(
+        "{VALID}  - id: api\n    deployments: []\n  - id: cache\n    deployments:\n      - environment: prod\n        ports:\n          - {{port: 8000, type: tcp, service: redis}}\n"
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].contains("projects[2].id: duplicate project id \"api\""),
+        "{found:?}"
+    );
+    assert!(found[0].starts_with("catalog.yaml:24:9:"), "{found:?}");
+    assert!(found[1].starts_with("catalog.yaml:30:20:"), "{found:?}");
+    assert!(
+        found[1].contains("projects[3].deployments[0].ports[0].port: port 8000 in environment \"prod\" is already allocated to api/api"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn semantic_errors_cover_references_ranges_and_checks() {
+    let text = VALID
+        .replace(
+            "      - environment: dev\n",
+            "      - environment: staging\n",
+        )
+        .replace("port: 8002", "port: 9000")
+        .replace("interval: 5s", "interval: soon");
+    let found = problems(&text);
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("checks[0].interval: invalid duration \"soon\""))
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("deployments[1].environment: unknown environment \"staging\""))
+    );
+    assert!(found.iter().any(|p| p.contains("port 9000 is outside environment \"prod\"'s port range 8000-8009")));
+}
+
+#[test]
+fn a_check_needs_exactly_one_kind() {
+    let text = VALID.replace(
+        "            http: {url: 'http://127.0.0.1:8000/health'}\n",
+        "            http: {url: 'http://127.0.0.1:8000/health'}\n            tcp: {address: '127.0.0.1:8000'}\n",
+    );
+    let found = problems(&text);
+    assert!(found[0].contains("needs exactly one kind"), "{found:?}");
+    assert!(found[0].contains("found http, tcp"), "{found:?}");
+}

@@ -1,0 +1,255 @@
+//! Command line, environment and config file, resolved into one [`Settings`] with every
+//! default in one place. Precedence: flag, then `PHAROS_*` variable, then config file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::auth::TokenConfig;
+use crate::catalog::CatalogSource;
+use crate::watch::WatchOptions;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7600";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pharosd",
+    version,
+    about = "Pharos control plane: catalog, collectors, history and live Watch streams over gRPC",
+    long_about = "Pharos control plane: catalog, collectors, history and live Watch streams over gRPC.\n\n\
+        With no arguments pharosd serves the embedded demo catalog on 127.0.0.1:7600 with SQLite in\n\
+        the data directory ($XDG_DATA_HOME/pharos, or ~/.local/share/pharos).",
+    after_help = "Examples:\n  pharosd\n  pharosd --catalog deploy/demo-catalog.yaml --listen 127.0.0.1:7700\n  \
+        pharosd --database-url postgres://pharos@db/pharos migrate\n  \
+        pharosd validate --catalog catalog.yaml\n  echo -n \"$TOKEN\" | pharosd hash-token"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve gRPC, grpc-web and the dashboard (the default)
+    Serve,
+    /// Apply database migrations and exit
+    Migrate,
+    /// Validate the catalog file and exit (0 when valid, 1 with the problems otherwise)
+    Validate,
+    /// Read an API token on stdin and print its SHA-256 for the config file's `tokens`
+    HashToken,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Options {
+    /// Address to serve gRPC, grpc-web, /healthz and the dashboard on
+    #[arg(long, env = "PHAROS_LISTEN", default_value = DEFAULT_LISTEN, global = true)]
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database [default: $XDG_DATA_HOME/pharos or ~/.local/share/pharos]
+    #[arg(long, env = "PHAROS_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Catalog YAML file, reloaded when it changes [default: the embedded demo catalog]
+    #[arg(long, env = "PHAROS_CATALOG", global = true)]
+    pub catalog: Option<PathBuf>,
+    /// Database URL, such as postgres://user@host/db [default: SQLite in the data directory]
+    #[arg(
+        long,
+        env = "PHAROS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Server config YAML file: API tokens and tuning
+    #[arg(long, env = "PHAROS_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// How often idle Watch streams receive a progress marker [default: 10s]
+    #[arg(long, env = "PHAROS_PROGRESS_INTERVAL", value_parser = humantime::parse_duration, global = true)]
+    pub progress_interval: Option<Duration>,
+    /// How often the catalog file is checked for edits [default: 1s]
+    #[arg(long, env = "PHAROS_CATALOG_POLL_INTERVAL", value_parser = humantime::parse_duration, global = true)]
+    pub catalog_poll_interval: Option<Duration>,
+    /// Journal entries kept in memory for fast replay [default: 16384]
+    #[arg(long, env = "PHAROS_JOURNAL_RING", global = true)]
+    pub journal_ring: Option<usize>,
+    /// Journal entries kept in the database; older ones are compacted [default: 1000000]
+    #[arg(long, env = "PHAROS_JOURNAL_RETENTION", global = true)]
+    pub journal_retention: Option<u64>,
+    /// Log format
+    #[arg(
+        long,
+        env = "PHAROS_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// The config file. Every field is optional; unknown fields are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    #[serde(default)]
+    pub watch: WatchFile,
+    pub catalog_poll_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchFile {
+    pub progress_interval: Option<String>,
+    pub ring_capacity: Option<usize>,
+    pub journal_retention: Option<u64>,
+    pub compaction_interval: Option<String>,
+}
+
+/// Everything pharosd runs with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub catalog: CatalogSource,
+    pub tokens: Vec<TokenConfig>,
+    pub watch: WatchOptions,
+    pub ring_capacity: usize,
+    pub journal_retention: u64,
+    pub compaction_interval: Duration,
+    pub catalog_poll_interval: Duration,
+    /// Longest a shutdown may take before pharosd exits anyway.
+    pub shutdown_deadline: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {field}{message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
+}
+
+impl Settings {
+    pub fn resolve(options: &Options) -> Result<Settings, ConfigError> {
+        let file = match &options.config {
+            Some(path) => load_config(path)?,
+            None => ConfigFile::default(),
+        };
+        let config_path = options.config.as_deref().unwrap_or(Path::new("config"));
+        let duration =
+            |field: &str, text: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+                text.as_deref()
+                    .map(|text| {
+                        humantime::parse_duration(text).map_err(|err| ConfigError::Invalid {
+                            path: config_path.display().to_string(),
+                            line: 1,
+                            column: 1,
+                            field: format!("{field}: "),
+                            message: format!("invalid duration {text:?}: {err}"),
+                        })
+                    })
+                    .transpose()
+            };
+        let defaults = WatchOptions::default();
+        let progress_interval = options
+            .progress_interval
+            .or(duration(
+                "watch.progress_interval",
+                &file.watch.progress_interval,
+            )?)
+            .unwrap_or(defaults.progress_interval);
+        Ok(Settings {
+            listen: options.listen,
+            data_dir: options.data_dir.clone().unwrap_or_else(default_data_dir),
+            database_url: options.database_url.clone(),
+            catalog: match &options.catalog {
+                Some(path) => CatalogSource::File(path.clone()),
+                None => CatalogSource::Embedded,
+            },
+            tokens: file.tokens,
+            watch: WatchOptions {
+                progress_interval,
+                ..defaults
+            },
+            ring_capacity: options
+                .journal_ring
+                .or(file.watch.ring_capacity)
+                .unwrap_or(16_384),
+            journal_retention: options
+                .journal_retention
+                .or(file.watch.journal_retention)
+                .unwrap_or(1_000_000),
+            compaction_interval: duration(
+                "watch.compaction_interval",
+                &file.watch.compaction_interval,
+            )?
+            .unwrap_or(Duration::from_secs(60)),
+            catalog_poll_interval: options
+                .catalog_poll_interval
+                .or(duration(
+                    "catalog_poll_interval",
+                    &file.catalog_poll_interval,
+                )?)
+                .unwrap_or(Duration::from_secs(1)),
+            shutdown_deadline: Duration::from_secs(4),
+        })
+    }
+}
+
+fn load_config(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let deserializer = serde_yaml::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let field = err.path().to_string();
+        let inner = err.into_inner();
+        let (line, column) = inner.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = crate::catalog::strip_location(&inner.to_string(), &field);
+        ConfigError::Invalid {
+            path: path.display().to_string(),
+            line,
+            column,
+            field: if field == "." {
+                String::new()
+            } else {
+                format!("{field}: ")
+            },
+            message,
+        }
+    })
+}
+
+/// `$XDG_DATA_HOME/pharos`, else `~/.local/share/pharos`, else `./pharos-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {
+        return PathBuf::from(dir).join("pharos");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|home| !home.is_empty()) {
+        return PathBuf::from(home).join(".local/share/pharos");
+    }
+    PathBuf::from("pharos-data")
+}

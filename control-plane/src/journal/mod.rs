@@ -1,0 +1,193 @@
+//! The journal: one ordered log of every change a client may want to see live, each with a
+//! global, strictly increasing revision. Stored in the database (`store`), appended by one
+//! batching writer (`writer`), and fanned out by the watch hub.
+
+mod store;
+mod writer;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Deployment, Environment, Event, PortAllocation, Project};
+
+pub use store::{JournalStore, StoreError, WatchPosition};
+pub use writer::{JournalWriter, WriteError, WriterHandle};
+
+/// A family of journaled changes; clients subscribe to topics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    Catalog,
+    Events,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 2] = [Topic::Catalog, Topic::Events];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::Catalog => "catalog",
+            Topic::Events => "events",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|topic| topic.as_str() == name)
+    }
+}
+
+/// What a change does to its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Created or updated: the object is the new state.
+    Upsert,
+    /// Removed: the object is the last state.
+    Delete,
+    /// An entry of a feed (events): never part of a snapshot.
+    Append,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Upsert => "upsert",
+            Op::Delete => "delete",
+            Op::Append => "append",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Op> {
+        [Op::Upsert, Op::Delete, Op::Append]
+            .into_iter()
+            .find(|op| op.as_str() == name)
+    }
+}
+
+/// The object a change carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum Object {
+    Environment(Environment),
+    Project(Project),
+    Deployment(Deployment),
+    PortAllocation(PortAllocation),
+    Event(Event),
+}
+
+impl Object {
+    pub fn topic(&self) -> Topic {
+        match self {
+            Object::Event(_) => Topic::Events,
+            _ => Topic::Catalog,
+        }
+    }
+
+    /// Unique within the topic.
+    pub fn key(&self) -> String {
+        match self {
+            Object::Environment(env) => format!("environment/{}", env.id),
+            Object::Project(project) => format!("project/{}", project.id),
+            Object::Deployment(deployment) => format!("deployment/{}", deployment.id()),
+            Object::PortAllocation(port) => format!("port/{}/{}", port.environment, port.port),
+            Object::Event(event) => format!("event/{}", event.id),
+        }
+    }
+
+    /// The project and environments the object concerns, for subscriber filters.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Object::Environment(env) => Scope {
+                project: None,
+                environments: vec![env.id.clone()],
+            },
+            Object::Project(project) => Scope {
+                project: Some(project.id.clone()),
+                environments: project.environments.clone(),
+            },
+            Object::Deployment(deployment) => Scope {
+                project: Some(deployment.project_id.clone()),
+                environments: vec![deployment.environment.clone()],
+            },
+            Object::PortAllocation(port) => Scope {
+                project: Some(port.project_id.clone()),
+                environments: vec![port.environment.clone()],
+            },
+            Object::Event(event) => Scope {
+                project: event.project_id.clone(),
+                environments: event.environment.iter().cloned().collect(),
+            },
+        }
+    }
+}
+
+/// The project and environments a journal entry concerns. A filter on a dimension only
+/// passes entries that name one of the filter's values in that dimension.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub project: Option<String>,
+    pub environments: Vec<String>,
+}
+
+/// A change to be journaled; the writer gives it a revision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub op: Op,
+    pub object: Object,
+}
+
+impl Change {
+    pub fn upsert(object: Object) -> Change {
+        Change {
+            op: Op::Upsert,
+            object,
+        }
+    }
+
+    pub fn delete(object: Object) -> Change {
+        Change {
+            op: Op::Delete,
+            object,
+        }
+    }
+
+    pub fn append(event: Event) -> Change {
+        Change {
+            op: Op::Append,
+            object: Object::Event(event),
+        }
+    }
+}
+
+/// A committed change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JournalEntry {
+    pub revision: u64,
+    pub topic: Topic,
+    pub op: Op,
+    pub key: String,
+    pub scope: Scope,
+    /// Commit time, microseconds since the Unix epoch.
+    pub committed_at_micros: i64,
+    pub object: Object,
+}
+
+impl JournalEntry {
+    pub fn new(revision: u64, committed_at_micros: i64, change: Change) -> JournalEntry {
+        JournalEntry {
+            revision,
+            topic: change.object.topic(),
+            op: change.op,
+            key: change.object.key(),
+            scope: change.object.scope(),
+            committed_at_micros,
+            object: change.object,
+        }
+    }
+}
+
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_micros() as i64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,189 @@
+//! The one task that writes the journal. Requests queue on a channel; the writer takes
+//! whatever has queued up (up to a bound) and commits it in one transaction, then
+//! publishes the entries to the hub in revision order and answers each request.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{Change, JournalStore, StoreError, now_micros};
+use crate::watch::WatchHub;
+
+/// Most changes committed in one transaction.
+const MAX_BATCH_CHANGES: usize = 2048;
+
+/// Extra writes that must commit atomically with a request's changes.
+pub type ApplyFn =
+    Box<dyn for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, Result<(), DbErr>> + Send>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("journal write failed: {0}")]
+    Failed(Arc<StoreError>),
+    #[error("the journal writer has stopped")]
+    Stopped,
+}
+
+struct WriteRequest {
+    changes: Vec<Change>,
+    apply: Option<ApplyFn>,
+    reply: oneshot::Sender<Result<u64, Arc<StoreError>>>,
+}
+
+/// Cheap to clone; every collector holds one.
+#[derive(Clone)]
+pub struct WriterHandle {
+    requests: mpsc::Sender<WriteRequest>,
+}
+
+impl WriterHandle {
+    /// Journals `changes` and returns the revision of the last one (or the head, when
+    /// there are none) once they are committed and visible to watchers.
+    pub async fn append(&self, changes: Vec<Change>) -> Result<u64, WriteError> {
+        self.submit(changes, None).await
+    }
+
+    /// Like [`append`](Self::append), with `apply` run in the same transaction.
+    pub async fn append_with(
+        &self,
+        changes: Vec<Change>,
+        apply: ApplyFn,
+    ) -> Result<u64, WriteError> {
+        self.submit(changes, Some(apply)).await
+    }
+
+    async fn submit(
+        &self,
+        changes: Vec<Change>,
+        apply: Option<ApplyFn>,
+    ) -> Result<u64, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(WriteRequest {
+                changes,
+                apply,
+                reply,
+            })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        match answer.await {
+            Ok(Ok(revision)) => Ok(revision),
+            Ok(Err(err)) => Err(WriteError::Failed(err)),
+            Err(_) => Err(WriteError::Stopped),
+        }
+    }
+}
+
+pub struct JournalWriter {
+    store: JournalStore,
+    hub: Arc<WatchHub>,
+    requests: mpsc::Receiver<WriteRequest>,
+}
+
+impl JournalWriter {
+    pub fn new(
+        store: JournalStore,
+        hub: Arc<WatchHub>,
+        queue: usize,
+    ) -> (JournalWriter, WriterHandle) {
+        let (sender, requests) = mpsc::channel(queue);
+        (
+            JournalWriter {
+                store,
+                hub,
+                requests,
+            },
+            WriterHandle { requests: sender },
+        )
+    }
+
+    /// Runs until every handle is dropped or `shutdown` fires; queued requests are still
+    /// written before it returns.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut held: Option<WriteRequest> = None;
+        loop {
+            let first = match held.take() {
+                Some(request) => request,
+                None => tokio::select! {
+                    request = self.requests.recv() => match request {
+                        Some(request) => request,
+                        None => return,
+                    },
+                    _ = shutdown.cancelled() => {
+                        self.requests.close();
+                        match self.requests.recv().await {
+                            Some(request) => request,
+                            None => return,
+                        }
+                    }
+                },
+            };
+            // A request with its own writes commits alone, so its failure fails only it.
+            let mut batch = vec![first];
+            if batch[0].apply.is_none() {
+                let mut size = batch[0].changes.len();
+                while size < MAX_BATCH_CHANGES {
+                    match self.requests.try_recv() {
+                        Ok(request) if request.apply.is_some() => {
+                            held = Some(request);
+                            break;
+                        }
+                        Ok(request) => {
+                            size += request.changes.len();
+                            batch.push(request);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.commit(batch).await;
+        }
+    }
+
+    async fn commit(&self, mut batch: Vec<WriteRequest>) {
+        let counts: Vec<usize> = batch.iter().map(|request| request.changes.len()).collect();
+        let changes: Vec<Change> = batch
+            .iter_mut()
+            .flat_map(|request| std::mem::take(&mut request.changes))
+            .collect();
+        let apply = batch.iter_mut().find_map(|request| request.apply.take());
+        match self.write(changes, apply).await {
+            Ok(entries) => {
+                // Each request learns the revision of its last change; a request without
+                // changes learns the revision the journal stood at.
+                let mut next = entries
+                    .first()
+                    .map_or(self.hub.head() + 1, |entry| entry.revision);
+                self.hub.publish(entries);
+                for (request, count) in batch.into_iter().zip(counts) {
+                    next += count as u64;
+                    let _ = request.reply.send(Ok(next - 1));
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "journal write failed");
+                let err = Arc::new(err);
+                for request in batch {
+                    let _ = request.reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        changes: Vec<Change>,
+        apply: Option<ApplyFn>,
+    ) -> Result<Vec<super::JournalEntry>, StoreError> {
+        let txn = self.store.db().begin().await?;
+        if let Some(apply) = apply {
+            apply(&txn).await?;
+        }
+        let entries = JournalStore::append(&txn, changes, now_micros()).await?;
+        txn.commit().await?;
+        Ok(entries)
+    }
+}

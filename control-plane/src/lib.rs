@@ -1,0 +1,98 @@
+//! pharosd, the Pharos control plane.
+//!
+//! Layers point one way: `domain` (plain types) <- `journal` and `watch` (the ordered log
+//! and its fan-out) <- `catalog` (a collector) <- `api` (gRPC adapters) <- `server`
+//! (wiring). See `docs/architecture.md`.
+
+pub mod api;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod domain;
+pub mod journal;
+pub mod server;
+pub mod storage;
+pub mod watch;
+mod web;
+
+use std::io::Read;
+
+use clap::Parser;
+
+use config::{Cli, Command, LogFormat, Settings};
+
+/// Runs the command line and returns the process exit code.
+pub async fn main_with_args() -> i32 {
+    let cli = Cli::parse();
+    init_logging(cli.options.log_format);
+    match run(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("pharosd: {err:#}");
+            1
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let settings = Settings::resolve(&cli.options)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => server::run(settings).await.map(|()| 0),
+        Command::Migrate => {
+            let url = storage::resolve_url(settings.database_url.as_deref(), &settings.data_dir)?;
+            let db = storage::connect(&url).await?;
+            storage::migrate(&db).await?;
+            println!("migrations applied to {}", storage::redact(&url));
+            Ok(0)
+        }
+        Command::Validate => {
+            let result = match &settings.catalog {
+                catalog::CatalogSource::File(path) => catalog::load_file(path),
+                catalog::CatalogSource::Embedded => {
+                    catalog::parse(catalog::DEMO_CATALOG, "embedded demo catalog")
+                }
+            };
+            match result {
+                Ok(parsed) => {
+                    println!(
+                        "{}: valid ({} environments, {} projects, {} deployments, {} ports)",
+                        settings.catalog.name(),
+                        parsed.environments.len(),
+                        parsed.projects.len(),
+                        parsed.deployments.len(),
+                        parsed.ports.len()
+                    );
+                    Ok(0)
+                }
+                Err(err) => {
+                    eprintln!("{err}");
+                    Ok(1)
+                }
+            }
+        }
+        Command::HashToken => {
+            let mut token = String::new();
+            std::io::stdin().read_to_string(&mut token)?;
+            let token = token.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(
+                !token.is_empty(),
+                "no token on stdin: pipe the token in, e.g. `echo -n \"$TOKEN\" | pharosd hash-token`"
+            );
+            println!("{}", auth::hash_token(token));
+            Ok(0)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PHAROS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

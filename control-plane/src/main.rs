@@ -1,0 +1,4 @@
+#[tokio::main]
+async fn main() {
+    std::process::exit(pharos_control_plane::main_with_args().await);
+}

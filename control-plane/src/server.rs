@@ -1,0 +1,245 @@
+//! Wiring: storage, journal, hub, catalog sync and the one listening port, started in
+//! order and stopped in reverse with a deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pharos_proto::v1::catalog_service_server::CatalogServiceServer;
+use pharos_proto::v1::watch_service_server::WatchServiceServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+use tower::ServiceBuilder;
+
+use crate::api::{CatalogApi, WatchApi};
+use crate::auth::{AccessPolicy, AuthLayer};
+use crate::catalog::CatalogSync;
+use crate::config::Settings;
+use crate::journal::{JournalStore, JournalWriter};
+use crate::storage;
+use crate::watch::WatchHub;
+use crate::web;
+
+/// A started pharosd; [`RunningServer::shutdown`] stops it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub hub: Arc<WatchHub>,
+    pub writer: crate::journal::WriterHandle,
+    pub store: JournalStore,
+    /// Ends open Watch streams (with "reconnect and resume").
+    streams: CancellationToken,
+    /// Stops accepting connections and drains the open ones.
+    serving: CancellationToken,
+    /// Stops the collectors.
+    collectors: CancellationToken,
+    /// Stops the journal writer, after everything that writes.
+    writer_stop: CancellationToken,
+    server_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    writer_task: JoinHandle<()>,
+    deadline: Duration,
+}
+
+/// Starts everything and returns once the port accepts connections.
+pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    let loopback = settings.listen.ip().is_loopback();
+    let policy = AccessPolicy::new(&settings.tokens, loopback)
+        .context("invalid API tokens in the config file")?;
+    if !loopback && !policy.has_tokens() {
+        anyhow::bail!(
+            "refusing to listen on {} without API tokens: add `tokens` to the --config file (see `pharosd hash-token`) or listen on a loopback address",
+            settings.listen
+        );
+    }
+    let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (choose another with --listen)",
+            settings.listen
+        )
+    })?;
+    let addr = listener.local_addr()?;
+
+    let url = storage::resolve_url(settings.database_url.as_deref(), &settings.data_dir)?;
+    let db = storage::connect(&url).await?;
+    storage::migrate(&db).await?;
+    tracing::info!(database = %storage::redact(&url), "database ready");
+
+    let store = JournalStore::new(db.clone());
+    let position = store.position().await?;
+    let hub = Arc::new(WatchHub::new(
+        settings.ring_capacity,
+        position.head,
+        position.compacted_through,
+        store.load_state().await?,
+    ));
+    let (writer, writer_handle) = JournalWriter::new(store.clone(), hub.clone(), 1024);
+    let writer_stop = CancellationToken::new();
+    let writer_task = tokio::spawn(writer.run(writer_stop.clone()));
+
+    let (sync, view) = match CatalogSync::start(
+        settings.catalog.clone(),
+        db.clone(),
+        writer_handle.clone(),
+        position.head,
+    )
+    .await
+    {
+        Ok(started) => started,
+        Err(err) => {
+            writer_stop.cancel();
+            let _ = writer_task.await;
+            return Err(err).context(format!("catalog {}", settings.catalog.name()));
+        }
+    };
+
+    let collectors = CancellationToken::new();
+    let tasks = vec![
+        (
+            "catalog-sync",
+            tokio::spawn(sync.run(settings.catalog_poll_interval, collectors.clone())),
+        ),
+        (
+            "journal-compaction",
+            tokio::spawn(compact_periodically(
+                store.clone(),
+                hub.clone(),
+                settings.journal_retention,
+                settings.compaction_interval,
+                collectors.clone(),
+            )),
+        ),
+    ];
+
+    let streams = CancellationToken::new();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CatalogServiceServer<CatalogApi>>()
+        .await;
+    health.set_serving::<WatchServiceServer<WatchApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let routes = tonic::service::Routes::new(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(CatalogServiceServer::new(CatalogApi::new(view)))
+        .add_service(WatchServiceServer::new(WatchApi::new(
+            hub.clone(),
+            store.clone(),
+            settings.watch,
+            streams.clone(),
+        )));
+    let routes =
+        tonic::service::Routes::from(web::routes(routes.into_axum_router(), streams.clone()));
+
+    let serving = CancellationToken::new();
+    let layers = ServiceBuilder::new()
+        .layer(web::GrpcWebOnlyLayer)
+        .layer(AuthLayer::new(Arc::new(policy)))
+        .into_inner();
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(Some(20_000))
+        .layer(layers)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            serving.clone().cancelled_owned(),
+        );
+    let server_task = tokio::spawn(server);
+    tracing::info!(%addr, catalog = %settings.catalog.name(), "pharosd listening");
+
+    Ok(RunningServer {
+        addr,
+        hub,
+        writer: writer_handle,
+        store,
+        streams,
+        serving,
+        collectors,
+        writer_stop,
+        server_task,
+        tasks,
+        writer_task,
+        deadline: settings.shutdown_deadline,
+    })
+}
+
+impl RunningServer {
+    /// Stops accepting, ends Watch streams with UNAVAILABLE (clients resume), stops the
+    /// collectors, then the journal writer; each step bounded by the deadline.
+    pub async fn shutdown(self) {
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        self.streams.cancel();
+        self.serving.cancel();
+        match tokio::time::timeout_at(deadline, self.server_task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => tracing::warn!(error = %err, "server ended with an error"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "server task failed"),
+            Err(_) => tracing::warn!("open connections did not close before the deadline"),
+        }
+        self.collectors.cancel();
+        for (name, task) in self.tasks {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!(task = name, "task did not stop before the deadline");
+            }
+        }
+        self.writer_stop.cancel();
+        if tokio::time::timeout_at(deadline, self.writer_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("journal writer did not stop before the deadline");
+        }
+        tracing::info!("pharosd stopped");
+    }
+}
+
+async fn compact_periodically(
+    store: JournalStore,
+    hub: Arc<WatchHub>,
+    retain: u64,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match store.compact(retain).await {
+            Ok(through) => hub.set_compacted_through(through),
+            Err(err) => tracing::warn!(error = %err, "journal compaction failed"),
+        }
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, then shuts down.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let server = start(settings).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,9 @@
+//! SeaORM entities, one module per table (see `migrations/`).
+
+pub mod deployment;
+pub mod environment;
+pub mod journal;
+pub mod port_allocation;
+pub mod project;
+pub mod watch_meta;
+pub mod watch_state;

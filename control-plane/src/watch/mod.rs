@@ -1,0 +1,10 @@
+//! The watch side of the journal: the in-memory hub that fans committed entries out to
+//! subscribers, and the per-subscriber stream that implements the watch contract.
+
+mod hub;
+mod selector;
+mod stream;
+
+pub use hub::{HubStats, WatchHub};
+pub use selector::Selector;
+pub use stream::{WatchEnd, WatchItem, WatchOptions, open_watch};

@@ -1,0 +1,104 @@
+//! The plain-HTTP side of the port: `/healthz` and the landing page.
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+/// Adds the HTTP routes to the gRPC router. `/healthz` answers 503 once shutdown began.
+pub fn routes(router: Router, shutting_down: CancellationToken) -> Router {
+    router
+        .route(
+            "/healthz",
+            get(move || {
+                let shutting_down = shutting_down.clone();
+                async move {
+                    if shutting_down.is_cancelled() {
+                        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                    } else {
+                        (StatusCode::OK, "ok\n")
+                    }
+                }
+            }),
+        )
+        .route("/", get(landing))
+}
+
+async fn landing() -> impl IntoResponse {
+    Html(include_str!("landing.html"))
+}
+
+/// Sends grpc-web requests through the grpc-web translation and everything else (gRPC,
+/// `/healthz`, the dashboard) straight on: the translation answers plain HTTP/1.1
+/// requests with 400, which would hide every non-gRPC route.
+#[derive(Clone, Default)]
+pub struct GrpcWebOnlyLayer;
+
+impl<S: Clone> tower::Layer<S> for GrpcWebOnlyLayer {
+    type Service = GrpcWebOnly<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcWebOnly {
+            web: tonic_web::GrpcWebLayer::new().layer(inner.clone()),
+            plain: inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcWebOnly<S> {
+    web: tonic_web::GrpcWebService<S>,
+    plain: S,
+}
+
+fn is_grpc_web<B>(request: &http::Request<B>) -> bool {
+    let content_type = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/grpc-web"))
+    };
+    // CORS preflights of grpc-web calls name the content type they will send.
+    content_type(http::header::CONTENT_TYPE)
+        || (request.method() == http::Method::OPTIONS
+            && request
+                .headers()
+                .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|value| value.contains("x-grpc-web")))
+}
+
+impl<S> tower::Service<http::Request<tonic::body::Body>> for GrpcWebOnly<S>
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // Both paths are readied in `call`, on the clone that serves the request.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        use tower::ServiceExt;
+        if is_grpc_web(&request) {
+            Box::pin(self.web.clone().oneshot(request))
+        } else {
+            Box::pin(self.plain.clone().oneshot(request))
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Schema migrations. `pharosd` runs them at start-up and with `pharosd migrate`; the same
+//! migrations serve SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_catalog_and_journal;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_catalog_and_journal::Migration)]
+    }
+}

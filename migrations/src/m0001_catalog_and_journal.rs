@@ -1,0 +1,290 @@
+//! The catalog tables, the revision journal and the latest state per watched key.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Environments {
+    Table,
+    Id,
+    Name,
+    PortRangeStart,
+    PortRangeEnd,
+    Position,
+}
+
+#[derive(DeriveIden)]
+enum Projects {
+    Table,
+    Id,
+    Name,
+    ProjectType,
+    Subdomain,
+    Description,
+    Position,
+}
+
+#[derive(DeriveIden)]
+enum Deployments {
+    Table,
+    Id,
+    ProjectId,
+    Environment,
+    Spec,
+    Position,
+}
+
+#[derive(DeriveIden)]
+enum PortAllocations {
+    Table,
+    Environment,
+    Port,
+    PortType,
+    ProjectId,
+    Service,
+}
+
+#[derive(DeriveIden)]
+enum Journal {
+    Table,
+    Revision,
+    Topic,
+    Op,
+    Key,
+    ProjectId,
+    Environment,
+    Payload,
+    CommittedAtMicros,
+}
+
+#[derive(DeriveIden)]
+enum WatchState {
+    Table,
+    Topic,
+    Key,
+    Revision,
+    ProjectId,
+    Environment,
+    Payload,
+    CommittedAtMicros,
+}
+
+#[derive(DeriveIden)]
+enum WatchMeta {
+    Table,
+    Id,
+    Head,
+    CompactedThrough,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Environments::Table)
+                    .col(
+                        ColumnDef::new(Environments::Id)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Environments::Name).string().not_null())
+                    .col(
+                        ColumnDef::new(Environments::PortRangeStart)
+                            .integer()
+                            .null(),
+                    )
+                    .col(ColumnDef::new(Environments::PortRangeEnd).integer().null())
+                    .col(ColumnDef::new(Environments::Position).integer().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Projects::Table)
+                    .col(
+                        ColumnDef::new(Projects::Id)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Projects::Name).string().not_null())
+                    .col(ColumnDef::new(Projects::ProjectType).string().not_null())
+                    .col(ColumnDef::new(Projects::Subdomain).string().not_null())
+                    .col(ColumnDef::new(Projects::Description).string().not_null())
+                    .col(ColumnDef::new(Projects::Position).integer().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Deployments::Table)
+                    .col(
+                        ColumnDef::new(Deployments::Id)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Deployments::ProjectId).string().not_null())
+                    .col(ColumnDef::new(Deployments::Environment).string().not_null())
+                    .col(ColumnDef::new(Deployments::Spec).text().not_null())
+                    .col(ColumnDef::new(Deployments::Position).integer().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("deployments_project_id")
+                    .table(Deployments::Table)
+                    .col(Deployments::ProjectId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("deployments_environment")
+                    .table(Deployments::Table)
+                    .col(Deployments::Environment)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(PortAllocations::Table)
+                    .col(
+                        ColumnDef::new(PortAllocations::Environment)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(PortAllocations::Port).integer().not_null())
+                    .col(
+                        ColumnDef::new(PortAllocations::PortType)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(PortAllocations::ProjectId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(PortAllocations::Service).string().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(PortAllocations::Environment)
+                            .col(PortAllocations::Port),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("port_allocations_project_id")
+                    .table(PortAllocations::Table)
+                    .col(PortAllocations::ProjectId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Journal::Table)
+                    .col(
+                        ColumnDef::new(Journal::Revision)
+                            .big_integer()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Journal::Topic).string().not_null())
+                    .col(ColumnDef::new(Journal::Op).string().not_null())
+                    .col(ColumnDef::new(Journal::Key).string().not_null())
+                    .col(ColumnDef::new(Journal::ProjectId).string().null())
+                    .col(ColumnDef::new(Journal::Environment).string().null())
+                    .col(ColumnDef::new(Journal::Payload).text().not_null())
+                    .col(
+                        ColumnDef::new(Journal::CommittedAtMicros)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(WatchState::Table)
+                    .col(ColumnDef::new(WatchState::Topic).string().not_null())
+                    .col(ColumnDef::new(WatchState::Key).string().not_null())
+                    .col(
+                        ColumnDef::new(WatchState::Revision)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(WatchState::ProjectId).string().null())
+                    .col(ColumnDef::new(WatchState::Environment).string().null())
+                    .col(ColumnDef::new(WatchState::Payload).text().not_null())
+                    .col(
+                        ColumnDef::new(WatchState::CommittedAtMicros)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .primary_key(Index::create().col(WatchState::Topic).col(WatchState::Key))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(WatchMeta::Table)
+                    .col(
+                        ColumnDef::new(WatchMeta::Id)
+                            .integer()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(WatchMeta::Head).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(WatchMeta::CompactedThrough)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .exec_stmt(
+                Query::insert()
+                    .into_table(WatchMeta::Table)
+                    .columns([WatchMeta::Id, WatchMeta::Head, WatchMeta::CompactedThrough])
+                    .values_panic([1.into(), 0i64.into(), 0i64.into()])
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            WatchMeta::Table.into_iden(),
+            WatchState::Table.into_iden(),
+            Journal::Table.into_iden(),
+            PortAllocations::Table.into_iden(),
+            Deployments::Table.into_iden(),
+            Projects::Table.into_iden(),
+            Environments::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

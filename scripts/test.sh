@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The one command that checks everything: `bash scripts/test.sh` (CI runs it via .ci/run).
+# Stops at the first failing step and exits non-zero.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { echo "==> $*" >&2; }
+
+color=auto
+if [[ "${CI:-}" == true ]]; then
+  color=never # CI logs are plain text
+  export CARGO_TERM_COLOR=never
+fi
+
+step "install test dependencies"
+bash scripts/install-test-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check --color "$color"
+
+step "buf lint"
+tools/node_modules/.bin/buf lint
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+# End-to-end tests run the real binaries from target/debug.
+step "cargo build --bins"
+cargo build --workspace --bins
+
+if cargo nextest --version >/dev/null 2>&1; then
+  profile=default
+  [[ "${CI:-}" == true ]] && profile=ci
+  step "cargo nextest run (profile $profile)"
+  cargo nextest run --workspace --no-fail-fast --profile "$profile"
+else
+  step "cargo test (cargo-nextest not installed)"
+  cargo test --workspace --no-fail-fast
+fi

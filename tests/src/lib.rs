@@ -1,0 +1,33 @@
+//! Support code for Pharos end-to-end tests (`tests/tests/*.rs`).
+//!
+//! Everything here drives real programs: the `pharosd` and `pharos` binaries built by
+//! `cargo build --workspace --bins`, a throwaway PostgreSQL cluster, grpcurl. Servers
+//! listen on free loopback ports inside temporary directories and are stopped on drop.
+
+mod bins;
+mod cmd;
+mod http;
+mod pharosd;
+mod postgres;
+
+pub use bins::{bin_path, grpcurl_path};
+pub use cmd::{CmdOutput, run_cmd, run_command};
+pub use http::{HttpResponse, http_get};
+pub use pharosd::{Pharosd, PharosdBuilder};
+pub use postgres::TestPostgres;
+
+use std::net::{Ipv4Addr, TcpListener};
+
+/// A loopback TCP port that was free a moment ago: bound to port 0, read, released.
+/// Another process may take it before the caller binds it; servers started here are
+/// few and short-lived, so callers that can retry (TestPostgres) do, the rest accept it.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// The last `n` lines of `text`, for error messages that quote a log.
+pub(crate) fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
