@@ -1,0 +1,218 @@
+//! `pharos watch`: prints changes as they arrive; after a disconnect or a server restart it
+//! reconnects with backoff and resumes from the last revision it saw, so nothing is
+//! repeated or lost.
+
+use std::time::Duration;
+
+use pharos_proto::v1 as pb;
+use pharos_proto::{RESUME_REVISION_TRAILER, RESYNC_TRAILER};
+use serde_json::json;
+use tonic::Code;
+
+use crate::Format;
+use crate::client::{CliError, Client};
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Topics to watch: catalog, events [default: all]
+    #[arg(value_parser = ["catalog", "events"])]
+    topics: Vec<String>,
+    /// Resume after this revision instead of starting with a snapshot
+    #[arg(long, default_value_t = 0)]
+    since: u64,
+    /// Only changes concerning this project (repeatable)
+    #[arg(long = "project")]
+    projects: Vec<String>,
+    /// Only changes concerning this environment (repeatable)
+    #[arg(long = "env")]
+    environments: Vec<String>,
+    /// Skip the initial snapshot's objects (still waits for it)
+    #[arg(long)]
+    no_snapshot: bool,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub async fn run(client: &Client, args: WatchArgs, format: Format) -> Result<(), CliError> {
+    let topics: Vec<i32> = args
+        .topics
+        .iter()
+        .map(|topic| match topic.as_str() {
+            "catalog" => pb::WatchTopic::Catalog as i32,
+            _ => pb::WatchTopic::Events as i32,
+        })
+        .collect();
+    let mut last_revision = args.since;
+    let mut backoff = Duration::from_millis(200);
+    let mut connected_once = false;
+    loop {
+        let request = pb::WatchRequest {
+            since_revision: last_revision,
+            topics: topics.clone(),
+            projects: args.projects.clone(),
+            environments: args.environments.clone(),
+        };
+        let attempt = async {
+            let mut watch = client.watch().await?;
+            watch
+                .watch(request)
+                .await
+                .map_err(|status| client.error(&status).with_status(status))
+        };
+        let mut stream = match attempt.await {
+            Ok(response) => response.into_inner(),
+            Err(err) if err.is_retryable() && connected_once => {
+                eprintln!("pharos: {err}; reconnecting in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+            Err(err) => return Err(err.into_cli()),
+        };
+        if connected_once {
+            eprintln!("pharos: reconnected; resuming after revision {last_revision}");
+        }
+        connected_once = true;
+        backoff = Duration::from_millis(200);
+        let mut in_snapshot = last_revision == 0;
+        loop {
+            match stream.message().await {
+                Ok(Some(message)) => match message.message {
+                    Some(pb::watch_response::Message::Change(change)) => {
+                        last_revision = last_revision.max(change.revision);
+                        if !(in_snapshot && args.no_snapshot) {
+                            print_change(&change, format);
+                        }
+                    }
+                    Some(pb::watch_response::Message::SnapshotComplete(done)) => {
+                        in_snapshot = false;
+                        last_revision = done.revision;
+                        if format == Format::Json {
+                            println!("{}", json!({"snapshot_complete": done.revision}));
+                        } else {
+                            eprintln!("pharos: snapshot complete at revision {}", done.revision);
+                        }
+                    }
+                    Some(pb::watch_response::Message::Progress(progress)) => {
+                        last_revision = last_revision.max(progress.revision);
+                    }
+                    None => {}
+                },
+                Ok(None) => {
+                    eprintln!("pharos: stream closed by the server; reconnecting");
+                    break;
+                }
+                Err(status) => {
+                    if status.metadata().get(RESYNC_TRAILER).is_some() {
+                        eprintln!(
+                            "pharos: {}; starting over from a fresh snapshot",
+                            status.message()
+                        );
+                        last_revision = 0;
+                        break;
+                    }
+                    if let Some(resume) = status
+                        .metadata()
+                        .get(RESUME_REVISION_TRAILER)
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.parse::<u64>().ok())
+                    {
+                        last_revision = last_revision.max(resume);
+                    }
+                    match status.code() {
+                        Code::Unavailable
+                        | Code::ResourceExhausted
+                        | Code::Unknown
+                        | Code::Internal
+                        | Code::Cancelled => {
+                            eprintln!(
+                                "pharos: stream interrupted ({}); reconnecting",
+                                status.message()
+                            );
+                            break;
+                        }
+                        _ => return Err(client.error(&status)),
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+fn print_change(change: &pb::Change, format: Format) {
+    let kind = pb::ChangeKind::try_from(change.kind)
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("CHANGE_KIND_")
+                .to_lowercase()
+        })
+        .unwrap_or_default();
+    let topic = pb::WatchTopic::try_from(change.topic)
+        .map(|t| {
+            t.as_str_name()
+                .trim_start_matches("WATCH_TOPIC_")
+                .to_lowercase()
+        })
+        .unwrap_or_default();
+    let summary = summary(change);
+    match format {
+        Format::Json => println!(
+            "{}",
+            json!({"revision": change.revision, "topic": topic, "kind": kind, "key": change.key, "summary": summary})
+        ),
+        Format::Table => println!(
+            "{:>8}  {:<8} {:<9} {:<40} {}",
+            change.revision, topic, kind, change.key, summary
+        ),
+    }
+}
+
+fn summary(change: &pb::Change) -> String {
+    use pb::change::Object;
+    match &change.object {
+        Some(Object::Environment(env)) => env.name.clone(),
+        Some(Object::Project(project)) => format!("{} ({})", project.name, project.r#type),
+        Some(Object::Deployment(d)) => format!("{} checks", d.checks.len()),
+        Some(Object::PortAllocation(port)) => format!("{} {}", port.port, port.service),
+        Some(Object::Event(event)) => event.message.lines().next().unwrap_or_default().to_owned(),
+        None => String::new(),
+    }
+}
+
+/// A failed attempt to open the stream: retried while the server is away.
+struct AttemptError {
+    error: CliError,
+    code: Option<Code>,
+}
+
+impl CliError {
+    fn with_status(self, status: tonic::Status) -> AttemptError {
+        AttemptError {
+            error: self,
+            code: Some(status.code()),
+        }
+    }
+}
+
+impl From<CliError> for AttemptError {
+    fn from(error: CliError) -> Self {
+        AttemptError { error, code: None }
+    }
+}
+
+impl AttemptError {
+    fn is_retryable(&self) -> bool {
+        matches!(self.error, CliError::Unreachable(_)) || self.code == Some(Code::Unavailable)
+    }
+
+    fn into_cli(self) -> CliError {
+        self.error
+    }
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
