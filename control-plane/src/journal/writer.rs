@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Change, JournalStore, StoreError, now_micros};
 use crate::watch::WatchHub;
 
-/// Most changes committed in one transaction.
+/// Most changes committed in one transaction (fewer with a small hub ring: a batch
+/// larger than half the ring would make every live subscriber lag at once).
 const MAX_BATCH_CHANGES: usize = 2048;
 
 /// Extra writes that must commit atomically with a request's changes.
@@ -125,7 +126,8 @@ impl JournalWriter {
             let mut batch = vec![first];
             if batch[0].apply.is_none() {
                 let mut size = batch[0].changes.len();
-                while size < MAX_BATCH_CHANGES {
+                let max = MAX_BATCH_CHANGES.min(self.hub.ring_capacity() / 2).max(1);
+                while size < max {
                     match self.requests.try_recv() {
                         Ok(request) if request.apply.is_some() => {
                             held = Some(request);

@@ -103,6 +103,10 @@ impl WatchHub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    pub fn ring_capacity(&self) -> usize {
+        self.ring_capacity
+    }
+
     pub fn head(&self) -> u64 {
         self.read().head
     }
