@@ -5,16 +5,21 @@
 //! listen on free loopback ports inside temporary directories and are stopped on drop.
 
 mod bins;
+mod catalog;
 mod cmd;
+pub mod grpc;
 mod http;
 mod pharosd;
 mod postgres;
+mod stream;
 
 pub use bins::{bin_path, grpcurl_path};
+pub use catalog::{CatalogFile, demo_catalog_text};
 pub use cmd::{CmdOutput, run_cmd, run_command};
 pub use http::{HttpResponse, http_get};
 pub use pharosd::{Pharosd, PharosdBuilder};
 pub use postgres::TestPostgres;
+pub use stream::StreamingChild;
 
 use std::net::{Ipv4Addr, TcpListener};
 
