@@ -3,7 +3,7 @@
 
 mod file;
 mod locate;
-mod sync;
+pub(crate) mod sync;
 mod validate;
 mod view;
 

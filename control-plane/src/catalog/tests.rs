@@ -137,3 +137,26 @@ fn a_check_needs_exactly_one_kind() {
     assert!(found[0].contains("needs exactly one kind"), "{found:?}");
     assert!(found[0].contains("found http, tcp"), "{found:?}");
 }
+
+#[test]
+fn diff_upserts_in_dependency_order_and_deletes_in_reverse() {
+    use crate::journal::{Object, Op};
+    let old = parse(VALID, "old").unwrap();
+    let text = VALID
+        .replace("  - id: web\n    deployments:\n      - environment: prod\n        ports:\n          - {port: 8002, type: https, service: web}\n", "")
+        .replace("    name: API\n", "    name: API v2\n");
+    let new = parse(&text, "new").unwrap();
+    let changes = sync::diff(&old, &new);
+    let summary: Vec<(Op, String)> = changes.iter().map(|c| (c.op, c.object.key())).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Op::Upsert, "project/api".to_owned()),
+            (Op::Delete, "port/prod/8002".to_owned()),
+            (Op::Delete, "deployment/web/prod".to_owned()),
+            (Op::Delete, "project/web".to_owned()),
+        ]
+    );
+    assert!(matches!(&changes[0].object, Object::Project(p) if p.name == "API v2"));
+    assert!(sync::diff(&new, &new).is_empty());
+}
