@@ -61,6 +61,11 @@ pub async fn run(client: &Client, args: WatchArgs, format: Format) -> Result<(),
         };
         let mut stream = match attempt.await {
             Ok(response) => response.into_inner(),
+            Err(err) if err.resync && last_revision != 0 => {
+                eprintln!("pharos: {err}; starting over from a fresh snapshot");
+                last_revision = 0;
+                continue;
+            }
             Err(err) if err.is_retryable() && connected_once => {
                 eprintln!("pharos: {err}; reconnecting in {backoff:?}");
                 tokio::time::sleep(backoff).await;
@@ -184,6 +189,8 @@ fn summary(change: &pb::Change) -> String {
 struct AttemptError {
     error: CliError,
     code: Option<Code>,
+    /// The server asked for a fresh snapshot (the revision is compacted or unknown).
+    resync: bool,
 }
 
 impl CliError {
@@ -191,13 +198,18 @@ impl CliError {
         AttemptError {
             error: self,
             code: Some(status.code()),
+            resync: status.metadata().get(RESYNC_TRAILER).is_some(),
         }
     }
 }
 
 impl From<CliError> for AttemptError {
     fn from(error: CliError) -> Self {
-        AttemptError { error, code: None }
+        AttemptError {
+            error,
+            code: None,
+            resync: false,
+        }
     }
 }
 

@@ -153,24 +153,29 @@ pub enum ConfigError {
 
 impl Settings {
     pub fn resolve(options: &Options) -> Result<Settings, ConfigError> {
-        let file = match &options.config {
+        let (file, text) = match &options.config {
             Some(path) => load_config(path)?,
-            None => ConfigFile::default(),
+            None => (ConfigFile::default(), String::new()),
         };
         let config_path = options.config.as_deref().unwrap_or(Path::new("config"));
+        let index = crate::catalog::locate::PathIndex::build(&text);
         let duration =
-            |field: &str, text: &Option<String>| -> Result<Option<Duration>, ConfigError> {
-                text.as_deref()
-                    .map(|text| {
-                        humantime::parse_duration(text).map_err(|err| ConfigError::Invalid {
-                            path: config_path.display().to_string(),
-                            line: 1,
-                            column: 1,
-                            field: format!("{field}: "),
-                            message: format!("invalid duration {text:?}: {err}"),
-                        })
-                    })
-                    .transpose()
+            |field: &str, value: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+                let Some(value) = value.as_deref() else {
+                    return Ok(None);
+                };
+                humantime::parse_duration(value).map(Some).map_err(|err| {
+                    let location = index.locate(field);
+                    ConfigError::Invalid {
+                        path: config_path.display().to_string(),
+                        line: location.map_or(1, |l| l.line),
+                        column: location.map_or(1, |l| l.column),
+                        field: format!("{field}: "),
+                        message: format!(
+                            "invalid duration {value:?} ({err}); use forms such as 500ms, 10s, 1m"
+                        ),
+                    }
+                })
             };
         let defaults = WatchOptions::default();
         let progress_interval = options
@@ -218,13 +223,14 @@ impl Settings {
     }
 }
 
-fn load_config(path: &Path) -> Result<ConfigFile, ConfigError> {
+/// The parsed config file and its text (for locating later errors).
+fn load_config(path: &Path) -> Result<(ConfigFile, String), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.display().to_string(),
         source,
     })?;
     let deserializer = serde_yaml::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    let file = serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let field = err.path().to_string();
         let inner = err.into_inner();
         let (line, column) = inner.location().map_or((1, 1), |l| (l.line(), l.column()));
@@ -240,7 +246,8 @@ fn load_config(path: &Path) -> Result<ConfigFile, ConfigError> {
             },
             message,
         }
-    })
+    })?;
+    Ok((file, text))
 }
 
 /// `$XDG_DATA_HOME/pharos`, else `~/.local/share/pharos`, else `./pharos-data`.

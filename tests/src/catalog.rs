@@ -24,7 +24,9 @@ impl CatalogFile {
     }
 
     pub fn with_text(text: &str) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("pharos-catalog-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("pharos-catalog-")
+            .tempdir()?;
         let path = dir.path().join("catalog.yaml");
         std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
         Ok(CatalogFile { dir, path })

@@ -52,7 +52,7 @@ pub async fn overview(url: &str) -> Result<pb::GetOverviewResponse> {
 /// One message of a Watch stream, or how it ended.
 #[derive(Debug)]
 pub enum WatchMessage {
-    Change(pb::Change),
+    Change(Box<pb::Change>),
     SnapshotComplete(u64),
     Progress(u64),
     /// The stream ended with this status.
@@ -97,7 +97,7 @@ impl WatchReader {
             .context("no Watch message before the deadline")?;
         Ok(match item {
             Ok(Some(response)) => match response.message {
-                Some(Message::Change(change)) => WatchMessage::Change(change),
+                Some(Message::Change(change)) => WatchMessage::Change(Box::new(change)),
                 Some(Message::SnapshotComplete(done)) => {
                     WatchMessage::SnapshotComplete(done.revision)
                 }
@@ -115,7 +115,7 @@ impl WatchReader {
         let mut changes = Vec::new();
         loop {
             match self.next(deadline).await? {
-                WatchMessage::Change(change) => changes.push(change),
+                WatchMessage::Change(change) => changes.push(*change),
                 WatchMessage::SnapshotComplete(revision) => return Ok((changes, revision)),
                 other => bail!("unexpected message during the snapshot: {other:?}"),
             }
@@ -132,7 +132,7 @@ impl WatchReader {
         let mut changes = Vec::new();
         loop {
             match self.next(deadline).await? {
-                WatchMessage::Change(change) => changes.push(change),
+                WatchMessage::Change(change) => changes.push(*change),
                 WatchMessage::End(status) => return Ok((changes, Some(status))),
                 WatchMessage::Closed => return Ok((changes, None)),
                 WatchMessage::SnapshotComplete(_) | WatchMessage::Progress(_) => {}

@@ -101,11 +101,19 @@ impl StreamingChild {
                 self.seen.push(line.clone());
                 Ok(line)
             }
-            Ok(None) => bail!(
-                "stdout ended (exit: {:?}) before the expected output\n{}",
-                self.child.try_wait().ok().flatten(),
-                self.transcript()
-            ),
+            Ok(None) => {
+                // stdout closes as the program exits: give it a moment to be reaped.
+                let exit =
+                    match tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await {
+                        Ok(Ok(status)) => status.to_string(),
+                        Ok(Err(err)) => format!("unknown: {err}"),
+                        Err(_) => "still running".to_owned(),
+                    };
+                bail!(
+                    "stdout ended ({exit}) before the expected output\n{}",
+                    self.transcript()
+                )
+            }
             Err(_) => bail!(
                 "the expected output did not arrive in time\n{}",
                 self.transcript()

@@ -164,7 +164,10 @@ async fn watch_prints_the_snapshot_then_an_upsert_for_a_catalog_edit() {
         assert_eq!(change["change"]["kind"], "CHANGE_KIND_SNAPSHOT", "{change}");
         assert!(revision(&change["change"]["revision"]) <= snapshot_revision);
     }
-    assert_eq!(snapshot[0]["change"]["environment"]["name"], "Local machine");
+    assert_eq!(
+        snapshot[0]["change"]["environment"]["name"],
+        "Local machine"
+    );
 
     catalog
         .replace("name: Local machine", "name: Lab rack")
@@ -201,11 +204,17 @@ async fn invalid_edit_appends_a_catalog_invalid_event_and_keeps_the_catalog() {
     let change = &event["change"];
     assert_eq!(change["kind"], "CHANGE_KIND_APPEND", "{event}");
     assert_eq!(change["topic"], "WATCH_TOPIC_EVENTS", "{event}");
-    assert_eq!(change["event"]["severity"], "EVENT_SEVERITY_ERROR", "{event}");
+    assert_eq!(
+        change["event"]["severity"], "EVENT_SEVERITY_ERROR",
+        "{event}"
+    );
     assert!(revision(&change["revision"]) > snapshot_revision);
     // The appended line is the line after the demo catalog's last one, at column 1.
     let line = demo_catalog_text().lines().count() + 1;
-    let location = format!("{}:{line}:1: bogus: unknown field `bogus`", catalog.path().display());
+    let location = format!(
+        "{}:{line}:1: bogus: unknown field `bogus`",
+        catalog.path().display()
+    );
     let message = change["event"]["message"].as_str().unwrap();
     assert!(
         message.contains(&location),

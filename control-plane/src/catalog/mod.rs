@@ -2,7 +2,7 @@
 //! database and the journal, and reloaded when the file changes.
 
 mod file;
-mod locate;
+pub(crate) mod locate;
 pub(crate) mod sync;
 mod validate;
 mod view;

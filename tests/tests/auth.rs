@@ -1,0 +1,183 @@
+//! API tokens from a `--config` file: which calls need one, what a bad one gets, and how
+//! the `pharos` CLI reports it.
+
+use pharos_e2e::grpc::{catalog_client, command, grpcurl, json_stdout, pharos, with_token};
+use pharos_e2e::{CatalogFile, Pharosd};
+use pharos_proto::v1 as pb;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tonic::Code;
+
+const VIEWER_TOKEN: &str = "viewer-secret-0123456789";
+
+/// The health service's contract, for grpcurl: reflection needs a token, health does not.
+const HEALTH_PROTO: &str = r#"syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}
+service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
+"#;
+
+/// `echo -n TOKEN | pharosd hash-token`
+async fn hash_token(token: &str) -> String {
+    let mut cmd = command("pharosd");
+    cmd.arg("hash-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(token.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("hash-token finishes")
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let hash = String::from_utf8(out.stdout).unwrap().trim_end().to_owned();
+    assert_eq!(hash.len(), 64, "a hex SHA-256: {hash:?}");
+    assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()), "{hash:?}");
+    hash
+}
+
+/// pharosd with a config file that holds one viewer token. The config file lives beside
+/// the catalog, in that file's temporary directory.
+async fn server_with_viewer_token(files: &CatalogFile) -> Pharosd {
+    let config = files.dir().join("pharosd.yaml");
+    let hash = hash_token(VIEWER_TOKEN).await;
+    std::fs::write(
+        &config,
+        format!("tokens:\n  - name: ci-viewer\n    role: viewer\n    sha256: {hash}\n"),
+    )
+    .unwrap();
+    Pharosd::builder()
+        .catalog(files.path())
+        .config(&config)
+        .spawn()
+        .await
+        .expect("start pharosd")
+}
+
+#[tokio::test]
+async fn hash_token_prints_the_sha256_of_stdin_without_its_newline() {
+    // SHA-256 of "secret", as `printf secret | sha256sum` prints it.
+    let expected = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
+    assert_eq!(hash_token("secret").await, expected);
+    assert_eq!(hash_token("secret\n").await, expected);
+}
+
+#[tokio::test]
+async fn calls_without_a_token_are_unauthenticated() {
+    let files = CatalogFile::demo().unwrap();
+    let server = server_with_viewer_token(&files).await;
+
+    let status = catalog_client(&server.url())
+        .await
+        .unwrap()
+        .get_overview(pb::GetOverviewRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("this server requires an API token"),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_unauthenticated() {
+    let files = CatalogFile::demo().unwrap();
+    let server = server_with_viewer_token(&files).await;
+
+    let status = catalog_client(&server.url())
+        .await
+        .unwrap()
+        .get_overview(with_token(pb::GetOverviewRequest {}, "not-the-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_eq!(status.message(), "unknown or revoked API token");
+}
+
+#[tokio::test]
+async fn a_viewer_token_reads_the_catalog() {
+    let files = CatalogFile::demo().unwrap();
+    let server = server_with_viewer_token(&files).await;
+
+    let overview = catalog_client(&server.url())
+        .await
+        .unwrap()
+        .get_overview(with_token(pb::GetOverviewRequest {}, VIEWER_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((overview.projects, overview.deployments), (1, 1));
+}
+
+#[tokio::test]
+async fn the_health_check_needs_no_token() {
+    let files = CatalogFile::demo().unwrap();
+    let server = server_with_viewer_token(&files).await;
+    std::fs::write(files.dir().join("health.proto"), HEALTH_PROTO).unwrap();
+
+    let out = grpcurl([
+        "-import-path",
+        files.dir().to_str().unwrap(),
+        "-proto",
+        "health.proto",
+        &server.addr(),
+        "grpc.health.v1.Health/Check",
+    ])
+    .await
+    .unwrap()
+    .expect_success()
+    .unwrap();
+    assert_eq!(json_stdout(&out).unwrap()["status"], "SERVING");
+
+    // Reflection is not open like health: without a token grpcurl cannot even list.
+    let out = grpcurl([&server.addr(), "list"]).await.unwrap();
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("Unauthenticated"), "{out}");
+}
+
+#[tokio::test]
+async fn the_cli_works_with_a_token() {
+    let files = CatalogFile::demo().unwrap();
+    let server = server_with_viewer_token(&files).await;
+
+    let out = pharos([
+        "--server",
+        &server.url(),
+        "--token",
+        VIEWER_TOKEN,
+        "status",
+        "-o",
+        "json",
+    ])
+    .await
+    .unwrap()
+    .expect_success()
+    .unwrap();
+    assert_eq!(json_stdout(&out).unwrap()["projects"], 1);
+}
+
+#[tokio::test]
+async fn the_cli_without_a_token_exits_4_with_one_line() {
+    let files = CatalogFile::demo().unwrap();
+    let server = server_with_viewer_token(&files).await;
+
+    let out = pharos(["--server", &server.url(), "status"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out}");
+    assert_eq!(out.stdout, "", "{out}");
+    assert_eq!(
+        out.stderr,
+        "pharos: this server requires an API token: send `authorization: Bearer <token>` (pharos: --token or PHAROS_TOKEN)\n"
+    );
+}
