@@ -102,6 +102,21 @@ pub struct HttpCheck {
     /// Fewer days than this before the TLS certificate expires is degraded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_tls_days: Option<u32>,
+    /// A condition on the JSON response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonCondition>,
+    /// PEM file of the CA that signs the server's certificate (default: system roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+/// The value at a JSON pointer (RFC 6901, such as `/status` or `/checks/0/ok`) must
+/// equal `equals`.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonCondition {
+    pub pointer: String,
+    pub equals: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
