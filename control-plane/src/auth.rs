@@ -156,6 +156,8 @@ pub fn required_role(path: &str) -> Option<Role> {
     const METHODS: &[(&str, Role)] = &[
         ("/pharos.v1.CatalogService/", Role::Viewer),
         ("/pharos.v1.WatchService/", Role::Viewer),
+        ("/pharos.v1.HealthService/Heartbeat", Role::Operator),
+        ("/pharos.v1.HealthService/", Role::Viewer),
         ("/grpc.reflection.v1.ServerReflection/", Role::Viewer),
         ("/grpc.reflection.v1alpha.ServerReflection/", Role::Viewer),
     ];

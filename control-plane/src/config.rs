@@ -131,6 +131,10 @@ pub struct Settings {
     pub catalog_poll_interval: Duration,
     /// Longest a shutdown may take before pharosd exits anyway.
     pub shutdown_deadline: Duration,
+    pub health: crate::health::engine::HealthConfig,
+    pub retention: crate::health::history::Retention,
+    /// How often check results are written to the database.
+    pub history_flush: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +223,9 @@ impl Settings {
                 )?)
                 .unwrap_or(Duration::from_secs(1)),
             shutdown_deadline: Duration::from_secs(4),
+            health: Default::default(),
+            retention: Default::default(),
+            history_flush: Duration::from_secs(1),
         })
     }
 }

@@ -14,14 +14,19 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tower::ServiceBuilder;
 
-use crate::api::{CatalogApi, WatchApi};
+use crate::api::{CatalogApi, HealthApi, WatchApi};
 use crate::auth::{AccessPolicy, AuthLayer};
 use crate::catalog::CatalogSync;
 use crate::config::Settings;
+use crate::health::engine::HealthEngine;
+use crate::health::history::{HistoryStore, HistoryWriter};
+use crate::journal::Topic;
 use crate::journal::{JournalStore, JournalWriter};
 use crate::storage;
+use crate::watch::Selector;
 use crate::watch::WatchHub;
 use crate::web;
+use pharos_proto::v1::health_service_server::HealthServiceServer;
 
 /// A started pharosd; [`RunningServer::shutdown`] stops it.
 pub struct RunningServer {
@@ -40,6 +45,7 @@ pub struct RunningServer {
     server_task: JoinHandle<Result<(), tonic::transport::Error>>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     writer_task: JoinHandle<()>,
+    history_task: JoinHandle<()>,
     deadline: Duration,
 }
 
@@ -95,8 +101,36 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         }
     };
 
+    let (history_writer, history_sender) = HistoryWriter::new(db.clone(), settings.history_flush);
+    let history_task = tokio::spawn(history_writer.run(writer_stop.clone()));
+    let health_selector = Selector {
+        topics: [Topic::Health].into_iter().collect(),
+        ..Selector::everything()
+    };
+    let (mut engine, health_state, heartbeats) = HealthEngine::new(
+        view.clone(),
+        writer_handle.clone(),
+        history_sender,
+        hub.snapshot(&health_selector).0,
+        settings.health,
+    );
+    engine.prepare().await;
+    let history = HistoryStore::new(db.clone());
+
     let collectors = CancellationToken::new();
     let tasks = vec![
+        (
+            "health-engine",
+            tokio::spawn(engine.run(collectors.clone())),
+        ),
+        (
+            "health-retention",
+            tokio::spawn(apply_retention_periodically(
+                history.clone(),
+                settings.retention,
+                collectors.clone(),
+            )),
+        ),
         (
             "catalog-sync",
             tokio::spawn(sync.run(settings.catalog_poll_interval, collectors.clone())),
@@ -119,6 +153,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .set_serving::<CatalogServiceServer<CatalogApi>>()
         .await;
     health.set_serving::<WatchServiceServer<WatchApi>>().await;
+    health.set_serving::<HealthServiceServer<HealthApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -131,7 +166,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let routes = tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(CatalogServiceServer::new(CatalogApi::new(view)))
+        .add_service(CatalogServiceServer::new(CatalogApi::new(
+            view.clone(),
+            health_state.clone(),
+        )))
+        .add_service(HealthServiceServer::new(HealthApi::new(
+            health_state,
+            history,
+            heartbeats,
+            view,
+            hub.clone(),
+        )))
         .add_service(WatchServiceServer::new(WatchApi::new(
             hub.clone(),
             store.clone(),
@@ -172,6 +217,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         server_task,
         tasks,
         writer_task,
+        history_task,
         deadline: settings.shutdown_deadline,
     })
 }
@@ -196,11 +242,13 @@ impl RunningServer {
             }
         }
         self.writer_stop.cancel();
-        if tokio::time::timeout_at(deadline, self.writer_task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("journal writer did not stop before the deadline");
+        for (name, task) in [
+            ("journal writer", self.writer_task),
+            ("history writer", self.history_task),
+        ] {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!(task = name, "task did not stop before the deadline");
+            }
         }
         tracing::info!("pharosd stopped");
     }
@@ -222,6 +270,23 @@ async fn compact_periodically(
         match store.compact(retain).await {
             Ok(through) => hub.set_compacted_through(through),
             Err(err) => tracing::warn!(error = %err, "journal compaction failed"),
+        }
+    }
+}
+
+async fn apply_retention_periodically(
+    history: HistoryStore,
+    retention: crate::health::history::Retention,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Err(err) = history.apply_retention(retention).await {
+            tracing::warn!(error = %err, "applying history retention failed");
         }
     }
 }

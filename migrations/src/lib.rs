@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m0001_catalog_and_journal;
+mod m0002_health_history;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -11,6 +12,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_catalog_and_journal::Migration)]
+        vec![
+            Box::new(m0001_catalog_and_journal::Migration),
+            Box::new(m0002_health_history::Migration),
+        ]
     }
 }

@@ -1,24 +1,30 @@
 //! Support code for Pharos end-to-end tests (`tests/tests/*.rs`).
 //!
 //! Everything here drives real programs: the `pharosd` and `pharos` binaries built by
-//! `cargo build --workspace --bins`, a throwaway PostgreSQL cluster, grpcurl. Servers
-//! listen on free loopback ports inside temporary directories and are stopped on drop.
+//! `cargo build --workspace --bins`, a throwaway PostgreSQL cluster, Redis and Mosquitto,
+//! grpcurl. Servers listen on free loopback ports inside temporary directories and are
+//! stopped on drop.
 
 mod bins;
 mod catalog;
 mod cmd;
+mod daemon;
 pub mod grpc;
 mod http;
+mod mosquitto;
 mod pharosd;
 mod postgres;
+mod redis;
 mod stream;
 
 pub use bins::{bin_path, grpcurl_path};
 pub use catalog::{CatalogFile, demo_catalog_text};
 pub use cmd::{CmdOutput, run_cmd, run_command};
 pub use http::{HttpResponse, http_get};
+pub use mosquitto::TestMosquitto;
 pub use pharosd::{Pharosd, PharosdBuilder};
 pub use postgres::TestPostgres;
+pub use redis::TestRedis;
 pub use stream::StreamingChild;
 
 use std::net::{Ipv4Addr, TcpListener};

@@ -105,6 +105,59 @@ impl TestPostgres {
         self.create_database(&format!("{prefix}_{}_{n}", std::process::id()))
     }
 
+    /// Creates login role `role` (lowercase letters, digits, `_`) with `password`, and makes
+    /// TCP connections as that role (only) authenticate with it (scram-sha-256): the
+    /// cluster otherwise trusts everyone, so a wrong password would go unnoticed. Returns
+    /// once the server applies the new rule.
+    pub fn create_password_role(&self, role: &str, password: &str) -> Result<()> {
+        ensure!(
+            !role.is_empty()
+                && role.len() <= 63
+                && role
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "role name {role:?}: use 1-63 of [a-z0-9_]"
+        );
+        ensure!(
+            !password.contains(['\'', '\\']),
+            "password {password:?}: no quotes or backslashes"
+        );
+        self.psql(
+            "postgres",
+            &format!("CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'"),
+        )?;
+        {
+            // Tests of one process may share the cluster: one pg_hba.conf edit at a time.
+            static HBA: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _guard = HBA.lock().unwrap_or_else(|e| e.into_inner());
+            let hba = self.dir.path().join("data/pg_hba.conf");
+            let text =
+                std::fs::read_to_string(&hba).with_context(|| format!("read {}", hba.display()))?;
+            // The first matching line wins, so the role's rule goes on top.
+            let text = format!("host all {role} 127.0.0.1/32 scram-sha-256\n{text}");
+            std::fs::write(&hba, text).with_context(|| format!("write {}", hba.display()))?;
+            self.psql("postgres", "SELECT pg_reload_conf()")?;
+        }
+        // The reload is asynchronous: wait until a connection without a password fails.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = run_blocking(
+                Command::new(self.bin.join("psql"))
+                    .args(["-X", "-w", "-h", "127.0.0.1", "-U", role, "-d", "postgres"])
+                    .args(["-p", &self.port.to_string(), "-c", "SELECT 1"])
+                    .env_remove("PGPASSWORD"),
+            )?;
+            if !out.success() {
+                return Ok(());
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "pg_hba.conf reload not applied within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Runs `sql` in `database` with psql and returns its unaligned, tuples-only output.
     pub fn psql(&self, database: &str, sql: &str) -> Result<String> {
         let out = run_blocking(

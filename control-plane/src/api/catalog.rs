@@ -10,17 +10,20 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::error::ApiError;
 use crate::catalog::CatalogView;
+use crate::domain::HealthStatus;
+use crate::health::engine::SharedHealth;
 
 const DEFAULT_PAGE_SIZE: u32 = 100;
 const MAX_PAGE_SIZE: u32 = 1000;
 
 pub struct CatalogApi {
     view: watch::Receiver<Arc<CatalogView>>,
+    health: SharedHealth,
 }
 
 impl CatalogApi {
-    pub fn new(view: watch::Receiver<Arc<CatalogView>>) -> CatalogApi {
-        CatalogApi { view }
+    pub fn new(view: watch::Receiver<Arc<CatalogView>>, health: SharedHealth) -> CatalogApi {
+        CatalogApi { view, health }
     }
 
     fn view(&self) -> Arc<CatalogView> {
@@ -84,10 +87,18 @@ impl CatalogService for CatalogApi {
         _request: Request<pb::GetOverviewRequest>,
     ) -> Result<Response<pb::GetOverviewResponse>, Status> {
         let view = self.view();
-        Ok(Response::new(convert::overview(
-            &view.overview,
-            view.revision,
-        )))
+        let mut overview = view.overview.clone();
+        let statuses = {
+            let health = self.health.read().unwrap_or_else(|p| p.into_inner());
+            super::health::deployment_statuses(&view, &health)
+        };
+        let count =
+            |wanted: HealthStatus| statuses.iter().filter(|(_, s)| *s == wanted).count() as u32;
+        overview.healthy = count(HealthStatus::Healthy);
+        overview.degraded = count(HealthStatus::Degraded);
+        overview.unhealthy = count(HealthStatus::Unhealthy);
+        overview.unknown = count(HealthStatus::Unknown);
+        Ok(Response::new(convert::overview(&overview, view.revision)))
     }
 
     async fn list_projects(

@@ -5,8 +5,10 @@ use prost_types::Timestamp;
 
 use crate::catalog::{EnvironmentTotals, Overview};
 use crate::domain::{
-    CheckSpec, Deployment, Environment, Event, PortAllocation, PortType, Project, Severity,
+    CheckHealth, CheckResult, CheckSpec, Deployment, DeploymentHealth, Environment, Event,
+    HealthStatus, PortAllocation, PortType, Project, Severity,
 };
+use crate::health::history::Rollup;
 use crate::journal::{JournalEntry, Object, Op, Topic};
 
 impl From<&Environment> for pb::Environment {
@@ -149,6 +151,7 @@ pub fn topic(topic: Topic) -> pb::WatchTopic {
     match topic {
         Topic::Catalog => pb::WatchTopic::Catalog,
         Topic::Events => pb::WatchTopic::Events,
+        Topic::Health => pb::WatchTopic::Health,
     }
 }
 
@@ -156,11 +159,12 @@ pub fn topic_from_proto(value: i32) -> Option<Topic> {
     match pb::WatchTopic::try_from(value).ok()? {
         pb::WatchTopic::Catalog => Some(Topic::Catalog),
         pb::WatchTopic::Events => Some(Topic::Events),
+        pb::WatchTopic::Health => Some(Topic::Health),
         pb::WatchTopic::Unspecified => None,
     }
 }
 
-fn timestamp(micros: i64) -> Timestamp {
+pub fn timestamp(micros: i64) -> Timestamp {
     Timestamp {
         seconds: micros.div_euclid(1_000_000),
         nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
@@ -183,6 +187,8 @@ pub fn change(entry: &JournalEntry, snapshot: bool) -> pb::Change {
         Object::Deployment(d) => PbObject::Deployment(deployment(d, &[])),
         Object::PortAllocation(port) => PbObject::PortAllocation(port.into()),
         Object::Event(e) => PbObject::Event(event(e, commit_time)),
+        Object::CheckHealth(check) => PbObject::CheckHealth(check_health(check)),
+        Object::DeploymentHealth(health) => PbObject::DeploymentHealth(deployment_health(health)),
     };
     pb::Change {
         revision: entry.revision,
@@ -191,5 +197,95 @@ pub fn change(entry: &JournalEntry, snapshot: bool) -> pb::Change {
         key: entry.key.clone(),
         commit_time: Some(commit_time),
         object: Some(object),
+    }
+}
+
+pub fn health_status(status: HealthStatus) -> pb::HealthStatus {
+    match status {
+        HealthStatus::Healthy => pb::HealthStatus::Healthy,
+        HealthStatus::Degraded => pb::HealthStatus::Degraded,
+        HealthStatus::Unhealthy => pb::HealthStatus::Unhealthy,
+        HealthStatus::Unknown => pb::HealthStatus::Unspecified,
+    }
+}
+
+pub fn health_status_from_proto(value: i32) -> Option<HealthStatus> {
+    Some(match pb::HealthStatus::try_from(value).ok()? {
+        pb::HealthStatus::Healthy => HealthStatus::Healthy,
+        pb::HealthStatus::Degraded => HealthStatus::Degraded,
+        pb::HealthStatus::Unhealthy => HealthStatus::Unhealthy,
+        pb::HealthStatus::Unspecified => HealthStatus::Unknown,
+    })
+}
+
+fn duration(micros: i64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+pub fn check_result(result: &CheckResult) -> pb::CheckResult {
+    pb::CheckResult {
+        check_id: result.check_id.clone(),
+        time: Some(timestamp(result.at_micros)),
+        outcome: health_status(result.outcome) as i32,
+        message: result.message.clone(),
+        connect: result.connect_micros.map(duration),
+        tls: result.tls_micros.map(duration),
+        first_byte: result.first_byte_micros.map(duration),
+        total: Some(duration(result.total_micros)),
+        measurements: result
+            .measurements
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+    }
+}
+
+pub fn check_health(check: &CheckHealth) -> pb::CheckHealth {
+    pb::CheckHealth {
+        check_id: check.check_id.clone(),
+        project_id: check.project_id.clone(),
+        environment: check.environment.clone(),
+        name: check.name.clone(),
+        kind: check.kind.clone(),
+        status: health_status(check.status) as i32,
+        flapping: check.flapping,
+        since: (check.since_micros > 0).then(|| timestamp(check.since_micros)),
+        last_result: check.last_result.as_ref().map(check_result),
+        previous_status: check.previous_status.map_or(0, |s| health_status(s) as i32),
+    }
+}
+
+pub fn deployment_health(health: &DeploymentHealth) -> pb::DeploymentHealth {
+    pb::DeploymentHealth {
+        deployment_id: health.deployment_id.clone(),
+        project_id: health.project_id.clone(),
+        environment: health.environment.clone(),
+        status: health_status(health.status) as i32,
+        healthy_checks: health.healthy_checks,
+        degraded_checks: health.degraded_checks,
+        unhealthy_checks: health.unhealthy_checks,
+        unknown_checks: health.unknown_checks,
+        previous_status: health
+            .previous_status
+            .map_or(0, |s| health_status(s) as i32),
+    }
+}
+
+pub fn uptime_window(name: &str, rollup: Option<&Rollup>) -> pb::UptimeWindow {
+    let quantile = |q: f64| {
+        rollup
+            .and_then(|r| r.latency.quantile(q))
+            .and_then(|d| prost_types::Duration::try_from(d).ok())
+    };
+    pb::UptimeWindow {
+        window: name.to_owned(),
+        uptime_percent: rollup.and_then(|r| r.uptime_percent()),
+        runs: rollup.map_or(0, |r| r.runs),
+        latency_p50: quantile(0.5),
+        latency_p95: quantile(0.95),
+        latency_p99: quantile(0.99),
     }
 }

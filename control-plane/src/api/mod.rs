@@ -4,8 +4,10 @@
 mod catalog;
 mod convert;
 mod error;
+mod health;
 mod watch;
 
 pub use catalog::CatalogApi;
 pub use error::ApiError;
+pub use health::HealthApi;
 pub use watch::WatchApi;

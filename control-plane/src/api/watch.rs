@@ -58,10 +58,17 @@ fn selector(request: &pb::WatchRequest) -> Result<Selector, ApiError> {
     if topics.is_empty() {
         topics = Topic::ALL.into_iter().collect();
     }
+    let mut health_statuses = BTreeSet::new();
+    for &value in &request.health_statuses {
+        let status = convert::health_status_from_proto(value)
+            .ok_or_else(|| ApiError::InvalidArgument(format!("unknown health status {value}")))?;
+        health_statuses.insert(status);
+    }
     Ok(Selector {
         topics,
         projects: request.projects.iter().cloned().collect(),
         environments: request.environments.iter().cloned().collect(),
+        health_statuses,
     })
 }
 

@@ -72,6 +72,10 @@ pub struct CheckFile {
     /// Such as `30s` or `500ms`.
     pub interval: Option<String>,
     pub timeout: Option<String>,
+    /// Consecutive failing runs before the check turns unhealthy (default 3).
+    pub unhealthy_after: Option<u32>,
+    /// Consecutive passing runs before an unhealthy check turns healthy (default 1).
+    pub healthy_after: Option<u32>,
     pub http: Option<HttpCheck>,
     pub tcp: Option<AddressCheck>,
     pub grpc: Option<GrpcCheck>,

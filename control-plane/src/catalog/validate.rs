@@ -307,7 +307,27 @@ fn check_spec(issues: &mut Issues, path: &str, check: &CheckFile) -> Option<Chec
         ));
         return None;
     }
+    let unhealthy_after = check
+        .unhealthy_after
+        .unwrap_or(crate::domain::default_unhealthy_after());
+    let healthy_after = check
+        .healthy_after
+        .unwrap_or(crate::domain::default_healthy_after());
+    for (field, value) in [
+        ("unhealthy_after", unhealthy_after),
+        ("healthy_after", healthy_after),
+    ] {
+        if !(1..=100).contains(&value) {
+            issues.push((
+                format!("{path}.{field}"),
+                format!("{field} must be between 1 and 100 (got {value})"),
+            ));
+            return None;
+        }
+    }
     Some(CheckSpec {
+        unhealthy_after,
+        healthy_after,
         name: check.name.clone(),
         kind: kind.to_owned(),
         target,

@@ -172,7 +172,7 @@ fn overview(catalog: &Catalog) -> Overview {
     Overview {
         projects: catalog.projects.len() as u32,
         deployments,
-        // No health engine runs yet: every deployment's health is unknown.
+        // Health counts are filled in per request from the health engine's state.
         healthy: 0,
         degraded: 0,
         unhealthy: 0,

@@ -76,6 +76,20 @@ pub struct CheckSpec {
     pub timeout: Duration,
     /// The kind-specific settings exactly as written in the catalog.
     pub settings: serde_json::Value,
+    /// Consecutive failing runs before the check turns unhealthy.
+    #[serde(default = "default_unhealthy_after")]
+    pub unhealthy_after: u32,
+    /// Consecutive passing runs before an unhealthy check turns healthy again.
+    #[serde(default = "default_healthy_after")]
+    pub healthy_after: u32,
+}
+
+pub const fn default_unhealthy_after() -> u32 {
+    3
+}
+
+pub const fn default_healthy_after() -> u32 {
+    1
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

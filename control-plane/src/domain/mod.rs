@@ -3,8 +3,11 @@
 
 mod catalog;
 mod event;
+mod health;
 
 pub use catalog::{
     Catalog, CheckSpec, Deployment, Environment, PortAllocation, PortRange, PortType, Project,
+    default_healthy_after, default_unhealthy_after,
 };
 pub use event::{Event, Severity};
+pub use health::{CheckHealth, CheckResult, DeploymentHealth, HealthStatus, check_id};

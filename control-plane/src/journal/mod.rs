@@ -9,7 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Deployment, Environment, Event, PortAllocation, Project};
+use crate::domain::{
+    CheckHealth, Deployment, DeploymentHealth, Environment, Event, HealthStatus, PortAllocation,
+    Project,
+};
 
 pub use store::{JournalStore, StoreError, WatchPosition};
 pub use writer::{JournalWriter, WriteError, WriterHandle};
@@ -19,15 +22,17 @@ pub use writer::{JournalWriter, WriteError, WriterHandle};
 pub enum Topic {
     Catalog,
     Events,
+    Health,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 2] = [Topic::Catalog, Topic::Events];
+    pub const ALL: [Topic; 3] = [Topic::Catalog, Topic::Events, Topic::Health];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Topic::Catalog => "catalog",
             Topic::Events => "events",
+            Topic::Health => "health",
         }
     }
 
@@ -72,12 +77,15 @@ pub enum Object {
     Deployment(Deployment),
     PortAllocation(PortAllocation),
     Event(Event),
+    CheckHealth(CheckHealth),
+    DeploymentHealth(DeploymentHealth),
 }
 
 impl Object {
     pub fn topic(&self) -> Topic {
         match self {
             Object::Event(_) => Topic::Events,
+            Object::CheckHealth(_) | Object::DeploymentHealth(_) => Topic::Health,
             _ => Topic::Catalog,
         }
     }
@@ -90,6 +98,10 @@ impl Object {
             Object::Deployment(deployment) => format!("deployment/{}", deployment.id()),
             Object::PortAllocation(port) => format!("port/{}/{}", port.environment, port.port),
             Object::Event(event) => format!("event/{}", event.id),
+            Object::CheckHealth(check) => format!("check/{}", check.check_id),
+            Object::DeploymentHealth(health) => {
+                format!("deployment-health/{}", health.deployment_id)
+            }
         }
     }
 
@@ -116,6 +128,23 @@ impl Object {
                 project: event.project_id.clone(),
                 environments: event.environment.iter().cloned().collect(),
             },
+            Object::CheckHealth(check) => Scope {
+                project: Some(check.project_id.clone()),
+                environments: vec![check.environment.clone()],
+            },
+            Object::DeploymentHealth(health) => Scope {
+                project: Some(health.project_id.clone()),
+                environments: vec![health.environment.clone()],
+            },
+        }
+    }
+
+    /// For health objects: the status now and the status before this change.
+    pub fn health_statuses(&self) -> Option<(HealthStatus, Option<HealthStatus>)> {
+        match self {
+            Object::CheckHealth(check) => Some((check.status, check.previous_status)),
+            Object::DeploymentHealth(health) => Some((health.status, health.previous_status)),
+            _ => None,
         }
     }
 }

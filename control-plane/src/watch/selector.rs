@@ -1,5 +1,6 @@
 use std::collections::BTreeSet;
 
+use crate::domain::HealthStatus;
 use crate::journal::{JournalEntry, Topic};
 
 /// What a subscriber wants: topics, and optional project and environment filters. A filter
@@ -9,6 +10,9 @@ pub struct Selector {
     pub topics: BTreeSet<Topic>,
     pub projects: BTreeSet<String>,
     pub environments: BTreeSet<String>,
+    /// Health objects only: pass those whose status, now or before the change, is one
+    /// of these, so a watcher also learns when something leaves the set.
+    pub health_statuses: BTreeSet<HealthStatus>,
 }
 
 impl Selector {
@@ -18,6 +22,7 @@ impl Selector {
             topics: Topic::ALL.into_iter().collect(),
             projects: BTreeSet::new(),
             environments: BTreeSet::new(),
+            health_statuses: BTreeSet::new(),
         }
     }
 
@@ -34,12 +39,22 @@ impl Selector {
         {
             return false;
         }
-        self.environments.is_empty()
-            || entry
+        if !self.environments.is_empty()
+            && !entry
                 .scope
                 .environments
                 .iter()
                 .any(|env| self.environments.contains(env))
+        {
+            return false;
+        }
+        match entry.object.health_statuses() {
+            Some((now, before)) if !self.health_statuses.is_empty() => {
+                self.health_statuses.contains(&now)
+                    || before.is_some_and(|before| self.health_statuses.contains(&before))
+            }
+            _ => true,
+        }
     }
 
     /// The hub's index keys under which this selector is woken: per topic, and per project

@@ -1,3 +1,5 @@
+#![allow(dead_code)] // Each test file uses a different part of the harness.
+
 //! An in-process pharosd on SQLite or a real PostgreSQL, with a real gRPC client.
 
 use std::collections::BTreeMap;
@@ -47,9 +49,17 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Harness {
+        Harness::start_with_catalog(backend, CATALOG, tweak).await
+    }
+
+    pub async fn start_with_catalog(
+        backend: Backend,
+        catalog: &str,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let catalog_path = dir.path().join("catalog.yaml");
-        std::fs::write(&catalog_path, CATALOG).unwrap();
+        std::fs::write(&catalog_path, catalog).unwrap();
         let database_url = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(TestPostgres::shared().unique_database("watch").unwrap()),
@@ -66,6 +76,9 @@ impl Harness {
             compaction_interval: Duration::from_secs(3600),
             catalog_poll_interval: Duration::from_millis(50),
             shutdown_deadline: Duration::from_secs(4),
+            health: Default::default(),
+            retention: Default::default(),
+            history_flush: Duration::from_millis(100),
         };
         tweak(&mut settings);
         let server = server::start(settings.clone())

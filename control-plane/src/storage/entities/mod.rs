@@ -1,5 +1,7 @@
 //! SeaORM entities, one module per table (see `migrations/`).
 
+pub mod check_result;
+pub mod check_rollup;
 pub mod deployment;
 pub mod environment;
 pub mod journal;

@@ -1,0 +1,205 @@
+//! Health checks against real servers: each goes healthy, turns unhealthy within
+//! interval x threshold + 1 s after its target stops, and healthy again after it
+//! restarts; a Watch subscriber receives exactly those transitions.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Backend, Harness};
+use pharos_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+const INTERVAL_MS: u64 = 300;
+const THRESHOLD: u64 = 2;
+
+/// A target pharosd can probe and the test can stop and restart on the same address.
+trait Target {
+    fn check_yaml(&self) -> String;
+    async fn stop(&mut self);
+    async fn start(&mut self);
+}
+
+fn catalog(check: &str) -> String {
+    format!(
+        "environments:\n  - id: test\nprojects:\n  - id: svc\n    deployments:\n      - environment: test\n        checks:\n          - name: probe\n            interval: {INTERVAL_MS}ms\n            timeout: 250ms\n            unhealthy_after: {THRESHOLD}\n            {check}\n"
+    )
+}
+
+/// Reads health changes of check `svc/test/probe` until one has `status`; returns the
+/// revisions and statuses seen on the way.
+async fn until_status(
+    stream: &mut tonic::Streaming<pb::WatchResponse>,
+    status: pb::HealthStatus,
+    seen: &mut Vec<(u64, pb::HealthStatus)>,
+) {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(15), stream.message())
+            .await
+            .expect("a health change within 15 s")
+            .expect("stream healthy")
+            .expect("stream open");
+        let Some(pb::watch_response::Message::Change(change)) = message.message else {
+            continue;
+        };
+        let Some(pb::change::Object::CheckHealth(check)) = change.object else {
+            continue;
+        };
+        if check.check_id != "svc/test/probe" || change.kind == pb::ChangeKind::Snapshot as i32 {
+            continue;
+        }
+        let now = pb::HealthStatus::try_from(check.status).unwrap();
+        seen.push((change.revision, now));
+        if now == status {
+            return;
+        }
+    }
+}
+
+async fn follows_its_target(mut target: impl Target) {
+    let harness =
+        Harness::start_with_catalog(Backend::Sqlite, &catalog(&target.check_yaml()), |_| {}).await;
+    let mut stream = harness
+        .watch(pb::WatchRequest {
+            topics: vec![pb::WatchTopic::Health as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    until_status(&mut stream, pb::HealthStatus::Healthy, &mut seen).await;
+
+    target.stop().await;
+    let stopped = Instant::now();
+    until_status(&mut stream, pb::HealthStatus::Unhealthy, &mut seen).await;
+    let bound = Duration::from_millis(INTERVAL_MS * THRESHOLD) + Duration::from_secs(1);
+    assert!(
+        stopped.elapsed() <= bound,
+        "unhealthy after {:?}, more than {bound:?}",
+        stopped.elapsed()
+    );
+
+    target.start().await;
+    until_status(&mut stream, pb::HealthStatus::Healthy, &mut seen).await;
+
+    let statuses: Vec<_> = seen.iter().map(|(_, status)| *status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            pb::HealthStatus::Healthy,
+            pb::HealthStatus::Unhealthy,
+            pb::HealthStatus::Healthy
+        ],
+        "exactly the transitions: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "revisions increase: {seen:?}"
+    );
+    harness.shutdown().await;
+}
+
+/// Serves `router` on `addr` until stopped.
+struct HttpTarget {
+    addr: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+impl HttpTarget {
+    async fn new() -> HttpTarget {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut target = HttpTarget { addr, task: None };
+        target.serve(listener);
+        target
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let router = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+        self.task = Some(tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        }));
+    }
+}
+
+impl Target for HttpTarget {
+    fn check_yaml(&self) -> String {
+        format!(
+            "http: {{url: 'http://{}/health', body_contains: ok}}",
+            self.addr
+        )
+    }
+
+    async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    async fn start(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_check_follows_an_http_server() {
+    follows_its_target(HttpTarget::new().await).await;
+}
+
+/// A gRPC server with the standard health service.
+struct GrpcTarget {
+    addr: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+impl GrpcTarget {
+    async fn new() -> GrpcTarget {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut target = GrpcTarget { addr, task: None };
+        target.serve(listener).await;
+        target
+    }
+
+    async fn serve(&mut self, listener: TcpListener) {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        self.task = Some(tokio::spawn(async move {
+            let _reporter = reporter;
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                .await
+                .unwrap();
+        }));
+    }
+}
+
+impl Target for GrpcTarget {
+    fn check_yaml(&self) -> String {
+        format!("grpc: {{address: '{}'}}", self.addr)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    async fn start(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_check_follows_a_grpc_server() {
+    follows_its_target(GrpcTarget::new().await).await;
+}
