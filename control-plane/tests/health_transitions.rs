@@ -203,3 +203,67 @@ impl Target for GrpcTarget {
 async fn grpc_check_follows_a_grpc_server() {
     follows_its_target(GrpcTarget::new().await).await;
 }
+
+/// A throwaway PostgreSQL cluster of its own, stopped and restarted with pg_ctl.
+struct PostgresTarget(pharos_e2e::TestPostgres);
+
+impl Target for PostgresTarget {
+    fn check_yaml(&self) -> String {
+        format!("postgres: {{dsn: '{}'}}", self.0.url())
+    }
+
+    async fn stop(&mut self) {
+        self.0.stop().unwrap();
+    }
+
+    async fn start(&mut self) {
+        self.0.restart().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_check_follows_a_postgres_server() {
+    follows_its_target(PostgresTarget(pharos_e2e::TestPostgres::start().unwrap())).await;
+}
+
+struct RedisTarget(pharos_e2e::TestRedis);
+
+impl Target for RedisTarget {
+    fn check_yaml(&self) -> String {
+        format!("redis: {{url: '{}'}}", self.0.url())
+    }
+
+    async fn stop(&mut self) {
+        self.0.stop();
+    }
+
+    async fn start(&mut self) {
+        self.0.start().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_check_follows_a_redis_server() {
+    follows_its_target(RedisTarget(pharos_e2e::TestRedis::new().unwrap())).await;
+}
+
+struct MosquittoTarget(pharos_e2e::TestMosquitto);
+
+impl Target for MosquittoTarget {
+    fn check_yaml(&self) -> String {
+        format!("mqtt: {{address: '{}'}}", self.0.address())
+    }
+
+    async fn stop(&mut self) {
+        self.0.stop();
+    }
+
+    async fn start(&mut self) {
+        self.0.start().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_check_follows_a_mosquitto_broker() {
+    follows_its_target(MosquittoTarget(pharos_e2e::TestMosquitto::new().unwrap())).await;
+}

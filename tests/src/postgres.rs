@@ -34,12 +34,7 @@ impl TestPostgres {
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = free_port();
-            // Durability is pointless for a throwaway cluster and fsync is slow.
-            let options = format!(
-                "-p {port} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off",
-                dir.path().display()
-            );
+            let options = server_options(port, dir.path());
             let log = dir.path().join("pg.log");
             let out = run_blocking(
                 as_postgres(&bin.join("pg_ctl"))
@@ -60,6 +55,30 @@ impl TestPostgres {
             last_error = format!("{out}\n--- pg.log ---\n{}", tail(&log, 20));
         }
         bail!("pg_ctl start failed 3 times; last attempt: {last_error}")
+    }
+
+    /// Stops the server (fast shutdown), keeping its data, for outage tests.
+    pub fn stop(&self) -> Result<()> {
+        let mut cmd = as_postgres(&self.bin.join("pg_ctl"));
+        cmd.arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "stop"]);
+        run_blocking(&mut cmd)?.expect_success()?;
+        Ok(())
+    }
+
+    /// Starts a stopped server again on the same port.
+    pub fn restart(&self) -> Result<()> {
+        let mut cmd = as_postgres(&self.bin.join("pg_ctl"));
+        cmd.arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-o")
+            .arg(server_options(self.port, self.dir.path()))
+            .arg("-l")
+            .arg(self.dir.path().join("pg.log"))
+            .args(["-w", "-t", "30", "start"]);
+        run_blocking(&mut cmd)?.expect_success()?;
+        Ok(())
     }
 
     /// One cluster per test process, started on first use. nextest runs every test in
@@ -293,6 +312,15 @@ fn is_root() -> bool {
 }
 
 /// PostgreSQL's tools refuse to run as root, so root runs them as `postgres`.
+/// Durability is pointless for a throwaway cluster and fsync is slow.
+fn server_options(port: u16, dir: &Path) -> String {
+    format!(
+        "-p {port} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off",
+        dir.display()
+    )
+}
+
 fn as_postgres(program: &Path) -> Command {
     if is_root() {
         let mut cmd = Command::new("runuser");
