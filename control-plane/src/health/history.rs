@@ -550,3 +550,104 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod store_tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn result(
+        check_id: &str,
+        at_micros: i64,
+        outcome: HealthStatus,
+        total_micros: i64,
+    ) -> CheckResult {
+        CheckResult {
+            check_id: check_id.to_owned(),
+            at_micros,
+            outcome,
+            message: String::new(),
+            connect_micros: None,
+            tls_micros: None,
+            first_byte_micros: None,
+            total_micros,
+            measurements: BTreeMap::new(),
+        }
+    }
+
+    async fn database() -> (tempfile::TempDir, DatabaseConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::storage::connect(&crate::storage::default_url(dir.path()))
+            .await
+            .unwrap();
+        crate::storage::migrate(&db).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn rollups_feed_windows_and_retention_prunes_old_history() {
+        let (_dir, db) = database().await;
+        let (mut writer, _sender) = HistoryWriter::new(db.clone(), Duration::from_secs(1));
+        let now = now_micros();
+        let hour = 3_600_000_000;
+        let old = now - 3 * 86_400_000_000;
+        writer
+            .flush(vec![
+                result("a/b/c", now, HealthStatus::Healthy, 2_000),
+                result("a/b/c", now, HealthStatus::Degraded, 4_000),
+                result("a/b/c", now, HealthStatus::Unhealthy, 8_000),
+                result("a/b/c", now - 2 * hour, HealthStatus::Healthy, 1_000),
+                result("a/b/c", old, HealthStatus::Unhealthy, 1_000),
+            ])
+            .await
+            .unwrap();
+        let store = HistoryStore::new(db);
+
+        let last_hour = store
+            .window(&["a/b/c".to_owned()], Resolution::Minute, 60, true)
+            .await
+            .unwrap();
+        let rollup = &last_hour["a/b/c"];
+        assert_eq!(
+            (
+                rollup.runs,
+                rollup.healthy,
+                rollup.degraded,
+                rollup.unhealthy
+            ),
+            (3, 1, 1, 1)
+        );
+        assert!((rollup.uptime_percent().unwrap() - 66.666).abs() < 0.01);
+        let day = store
+            .window(&[], Resolution::Hour, 24, false)
+            .await
+            .unwrap();
+        assert_eq!(day["a/b/c"].runs, 4);
+        let month = store.window(&[], Resolution::Day, 30, false).await.unwrap();
+        assert_eq!(month["a/b/c"].runs, 5);
+
+        store
+            .apply_retention(Retention {
+                raw: Duration::from_secs(86_400),
+                minute: Duration::from_secs(86_400),
+                hour: Duration::from_secs(86_400),
+                day: Duration::from_secs(400 * 86_400),
+            })
+            .await
+            .unwrap();
+        let page = store.results("a/b/c", None, None, None, 100).await.unwrap();
+        assert_eq!(page.results.len(), 4, "the 3-day-old result is gone");
+        assert!(
+            page.results
+                .windows(2)
+                .all(|w| w[0].at_micros >= w[1].at_micros),
+            "newest first"
+        );
+        let month = store.window(&[], Resolution::Day, 30, false).await.unwrap();
+        assert_eq!(
+            month["a/b/c"].runs, 5,
+            "day rollups are kept longer than raw results"
+        );
+    }
+}
