@@ -14,8 +14,8 @@ use crate::client::{CliError, Client};
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
-    /// Topics to watch: catalog, events [default: all]
-    #[arg(value_parser = ["catalog", "events"])]
+    /// Topics to watch: catalog, events, health [default: all]
+    #[arg(value_parser = ["catalog", "events", "health"])]
     topics: Vec<String>,
     /// Resume after this revision instead of starting with a snapshot
     #[arg(long, default_value_t = 0)]
@@ -39,6 +39,7 @@ pub async fn run(client: &Client, args: WatchArgs, format: Format) -> Result<(),
         .iter()
         .map(|topic| match topic.as_str() {
             "catalog" => pb::WatchTopic::Catalog as i32,
+            "health" => pb::WatchTopic::Health as i32,
             _ => pb::WatchTopic::Events as i32,
         })
         .collect();
@@ -181,7 +182,33 @@ fn summary(change: &pb::Change) -> String {
         Some(Object::Deployment(d)) => format!("{} checks", d.checks.len()),
         Some(Object::PortAllocation(port)) => format!("{} {}", port.port, port.service),
         Some(Object::Event(event)) => event.message.lines().next().unwrap_or_default().to_owned(),
+        Some(Object::CheckHealth(check)) => {
+            let message = check
+                .last_result
+                .as_ref()
+                .map(|r| r.message.as_str())
+                .unwrap_or_default();
+            let flapping = if check.flapping { " (flapping)" } else { "" };
+            format!("{}{flapping} {message}", status_name(check.status))
+        }
+        Some(Object::DeploymentHealth(health)) => format!(
+            "{} ({} healthy, {} degraded, {} unhealthy, {} unknown checks)",
+            status_name(health.status),
+            health.healthy_checks,
+            health.degraded_checks,
+            health.unhealthy_checks,
+            health.unknown_checks
+        ),
         None => String::new(),
+    }
+}
+
+fn status_name(status: i32) -> &'static str {
+    match pb::HealthStatus::try_from(status) {
+        Ok(pb::HealthStatus::Healthy) => "healthy",
+        Ok(pb::HealthStatus::Degraded) => "degraded",
+        Ok(pb::HealthStatus::Unhealthy) => "unhealthy",
+        _ => "unknown",
     }
 }
 
