@@ -26,6 +26,9 @@ pub struct WatchArgs {
     /// Only changes concerning this environment (repeatable)
     #[arg(long = "env")]
     environments: Vec<String>,
+    /// Health topic: only checks and deployments in (or leaving) this status (repeatable)
+    #[arg(long = "status", value_parser = ["healthy", "degraded", "unhealthy", "unknown"])]
+    statuses: Vec<String>,
     /// Skip the initial snapshot's objects (still waits for it)
     #[arg(long)]
     no_snapshot: bool,
@@ -52,6 +55,16 @@ pub async fn run(client: &Client, args: WatchArgs, format: Format) -> Result<(),
             topics: topics.clone(),
             projects: args.projects.clone(),
             environments: args.environments.clone(),
+            health_statuses: args
+                .statuses
+                .iter()
+                .map(|status| match status.as_str() {
+                    "healthy" => pb::HealthStatus::Healthy as i32,
+                    "degraded" => pb::HealthStatus::Degraded as i32,
+                    "unhealthy" => pb::HealthStatus::Unhealthy as i32,
+                    _ => pb::HealthStatus::Unspecified as i32,
+                })
+                .collect(),
         };
         let attempt = async {
             let mut watch = client.watch().await?;
