@@ -85,6 +85,9 @@ pub struct Options {
     /// Journal entries kept in the database; older ones are compacted [default: 1000000]
     #[arg(long, env = "PHAROS_JOURNAL_RETENTION", global = true)]
     pub journal_retention: Option<u64>,
+    /// Directory of the built dashboard [default: web-client/dist, if built]
+    #[arg(long, env = "PHAROS_WEB_ROOT", global = true)]
+    pub web_root: Option<PathBuf>,
     /// Log format
     #[arg(
         long,
@@ -135,6 +138,7 @@ pub struct Settings {
     pub retention: crate::health::history::Retention,
     /// How often check results are written to the database.
     pub history_flush: Duration,
+    pub web_root: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -226,6 +230,7 @@ impl Settings {
             health: Default::default(),
             retention: Default::default(),
             history_flush: Duration::from_secs(1),
+            web_root: options.web_root.clone(),
         })
     }
 }

@@ -183,8 +183,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             settings.watch,
             streams.clone(),
         )));
-    let routes =
-        tonic::service::Routes::from(web::routes(routes.into_axum_router(), streams.clone()));
+    let web_root = web::find_web_root(settings.web_root.as_deref());
+    match &web_root {
+        Some(root) => tracing::info!(web_root = %root.display(), "serving the dashboard"),
+        None => tracing::info!(
+            "no dashboard build found (web-client/dist); serving a landing page at /"
+        ),
+    }
+    let routes = tonic::service::Routes::from(web::routes(
+        routes.into_axum_router(),
+        streams.clone(),
+        web_root.as_deref(),
+    ));
 
     let serving = CancellationToken::new();
     let layers = ServiceBuilder::new()

@@ -1,28 +1,52 @@
 //! The plain-HTTP side of the port: `/healthz` and the landing page.
 
+use std::path::{Path, PathBuf};
+
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
+use tower_http::services::ServeDir;
 
-/// Adds the HTTP routes to the gRPC router. `/healthz` answers 503 once shutdown began.
-pub fn routes(router: Router, shutting_down: CancellationToken) -> Router {
-    router
-        .route(
-            "/healthz",
-            get(move || {
-                let shutting_down = shutting_down.clone();
-                async move {
-                    if shutting_down.is_cancelled() {
-                        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-                    } else {
-                        (StatusCode::OK, "ok\n")
-                    }
+/// Adds the HTTP routes to the gRPC router: `/healthz` (503 once shutdown began) and
+/// the dashboard from `web_root`, or a landing page when no dashboard is built.
+pub fn routes(router: Router, shutting_down: CancellationToken, web_root: Option<&Path>) -> Router {
+    let router = router.route(
+        "/healthz",
+        get(move || {
+            let shutting_down = shutting_down.clone();
+            async move {
+                if shutting_down.is_cancelled() {
+                    (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                } else {
+                    (StatusCode::OK, "ok\n")
                 }
-            }),
-        )
-        .route("/", get(landing))
+            }
+        }),
+    );
+    match web_root {
+        Some(root) => router.fallback_service(ServeDir::new(root)),
+        None => router.route("/", get(landing)),
+    }
+}
+
+/// The dashboard's files: `--web-root`, else `web-client/dist` under the working
+/// directory or next to the source tree the binary was built in.
+pub fn find_web_root(configured: Option<&Path>) -> Option<PathBuf> {
+    if let Some(root) = configured {
+        return Some(root.to_path_buf());
+    }
+    let mut candidates = vec![PathBuf::from("web-client/dist")];
+    if let Ok(exe) = std::env::current_exe() {
+        // target/<profile>/pharosd -> <workspace>/web-client/dist
+        if let Some(workspace) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+            candidates.push(workspace.join("web-client/dist"));
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|dir| dir.join("index.html").is_file())
 }
 
 async fn landing() -> impl IntoResponse {

@@ -79,6 +79,7 @@ impl Harness {
             health: Default::default(),
             retention: Default::default(),
             history_flush: Duration::from_millis(100),
+            web_root: None,
         };
         tweak(&mut settings);
         let server = server::start(settings.clone())
