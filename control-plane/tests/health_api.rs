@@ -56,12 +56,10 @@ fn two_checks(url: &str, port: u16) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn summary_project_health_and_history_report_real_results() {
+async fn summary_project_health_and_history_report_real_results(backend: Backend) {
     let url = http_target().await;
     let harness =
-        Harness::start_with_catalog(Backend::Sqlite, &two_checks(&url, closed_port()), |_| {})
-            .await;
+        Harness::start_with_catalog(backend, &two_checks(&url, closed_port()), |_| {}).await;
     let mut client = health(&harness).await;
 
     let summary = eventually("one healthy and one unhealthy deployment", || {
@@ -225,6 +223,8 @@ fn with_token(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, ton
         .insert("authorization", "Bearer s3cret".parse().unwrap());
     Ok(request)
 }
+
+on_both_backends!(summary_project_health_and_history_report_real_results);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_keep_a_check_healthy_and_their_absence_fails_it() {

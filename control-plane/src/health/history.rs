@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
@@ -292,22 +292,30 @@ impl HistoryStore {
                     .merge(&Rollup::from_row(&row));
             }
         } else {
+            // Summed in the database: one row per check instead of one per bucket.
+            let sum = |column: &str| Expr::cust(format!("CAST(SUM({column}) AS BIGINT)"));
             let rows: Vec<(String, i64, i64, i64, i64)> = query
                 .select_only()
                 .column(check_rollup::Column::CheckId)
-                .column(check_rollup::Column::Runs)
-                .column(check_rollup::Column::Healthy)
-                .column(check_rollup::Column::Degraded)
-                .column(check_rollup::Column::Unhealthy)
+                .column_as(sum("runs"), "runs")
+                .column_as(sum("healthy"), "healthy")
+                .column_as(sum("degraded"), "degraded")
+                .column_as(sum("unhealthy"), "unhealthy")
+                .group_by(check_rollup::Column::CheckId)
                 .into_tuple()
                 .all(&self.db)
                 .await?;
             for (check_id, runs, healthy, degraded, unhealthy) in rows {
-                let window = windows.entry(check_id).or_default();
-                window.runs += runs as u64;
-                window.healthy += healthy as u64;
-                window.degraded += degraded as u64;
-                window.unhealthy += unhealthy as u64;
+                windows.insert(
+                    check_id,
+                    Rollup {
+                        runs: runs as u64,
+                        healthy: healthy as u64,
+                        degraded: degraded as u64,
+                        unhealthy: unhealthy as u64,
+                        latency: LatencyHistogram::default(),
+                    },
+                );
             }
         }
         Ok(windows)
