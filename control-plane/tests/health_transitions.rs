@@ -267,3 +267,152 @@ impl Target for MosquittoTarget {
 async fn mqtt_check_follows_a_mosquitto_broker() {
     follows_its_target(MosquittoTarget(pharos_e2e::TestMosquitto::new().unwrap())).await;
 }
+
+/// Reads check health changes of `svc/test/probe` until `wanted` holds for one.
+async fn until_check(
+    stream: &mut tonic::Streaming<pb::WatchResponse>,
+    wanted: impl Fn(&pb::CheckHealth) -> bool,
+) -> pb::CheckHealth {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(15), stream.message())
+            .await
+            .expect("a health change within 15 s")
+            .expect("stream healthy")
+            .expect("stream open");
+        if let Some(pb::watch_response::Message::Change(change)) = message.message
+            && let Some(pb::change::Object::CheckHealth(check)) = change.object
+            && check.check_id == "svc/test/probe"
+            && wanted(&check)
+        {
+            return check;
+        }
+    }
+}
+
+async fn health_stream(harness: &Harness) -> tonic::Streaming<pb::WatchResponse> {
+    harness
+        .watch(pb::WatchRequest {
+            topics: vec![pb::WatchTopic::Health as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_target_is_degraded() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "ok"
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let check = format!("http: {{url: 'http://{addr}/slow', degraded_after: 100ms}}");
+    let catalog = catalog(&check)
+        .replace("timeout: 250ms", "timeout: 1s")
+        .replace("interval: 300ms", "interval: 1s");
+    let harness = Harness::start_with_catalog(Backend::Sqlite, &catalog, |_| {}).await;
+    let mut stream = health_stream(&harness).await;
+    let check = until_check(&mut stream, |c| {
+        c.status != pb::HealthStatus::Unspecified as i32
+    })
+    .await;
+    assert_eq!(check.status, pb::HealthStatus::Degraded as i32, "{check:?}");
+    let result = check.last_result.unwrap();
+    assert!(result.message.contains("slow"), "{}", result.message);
+    harness.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_target_is_marked_flapping() {
+    let mut target = HttpTarget::new().await;
+    let catalog = catalog(&target.check_yaml()).replace("unhealthy_after: 2", "unhealthy_after: 1");
+    let harness = Harness::start_with_catalog(Backend::Sqlite, &catalog, |settings| {
+        settings.health.flap = pharos_control_plane::health::machine::FlapPolicy {
+            window: Duration::from_secs(60),
+            changes: 4,
+        };
+    })
+    .await;
+    let mut stream = health_stream(&harness).await;
+    until_check(&mut stream, |c| {
+        c.status == pb::HealthStatus::Healthy as i32
+    })
+    .await;
+    // Down and up twice: four changes within the window.
+    for _ in 0..2 {
+        target.stop().await;
+        until_check(&mut stream, |c| {
+            c.status == pb::HealthStatus::Unhealthy as i32
+        })
+        .await;
+        target.start().await;
+        let check = until_check(&mut stream, |c| {
+            c.status == pb::HealthStatus::Healthy as i32 || c.flapping
+        })
+        .await;
+        if check.flapping {
+            break;
+        }
+    }
+    let flapping = harness
+        .journal_after(0)
+        .await
+        .into_iter()
+        .filter_map(|entry| match entry.object {
+            pharos_control_plane::journal::Object::CheckHealth(check) if check.flapping => {
+                Some(check)
+            }
+            _ => None,
+        })
+        .count();
+    assert!(flapping >= 1, "a flapping-on change is journaled");
+    // Further changes while flapping are not announced one by one.
+    target.stop().await;
+    let quiet_since = harness.server().hub.head();
+    // Wait (bounded) until the engine's state shows the check down and still flapping.
+    let mut client =
+        pharos_proto::v1::health_service_client::HealthServiceClient::connect(harness.url())
+            .await
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let project = client
+            .get_project_health(pb::GetProjectHealthRequest {
+                project_id: "svc".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let check = project.deployments[0].checks[0].check.clone().unwrap();
+        if check.status == pb::HealthStatus::Unhealthy as i32 {
+            assert!(check.flapping, "{check:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the check never went down: {check:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let announced: Vec<_> = harness
+        .journal_after(quiet_since)
+        .await
+        .into_iter()
+        .filter(|entry| {
+            matches!(
+                &entry.object,
+                pharos_control_plane::journal::Object::CheckHealth(_)
+            )
+        })
+        .collect();
+    assert!(
+        announced.is_empty(),
+        "changes while flapping stay quiet: {announced:?}"
+    );
+    harness.shutdown().await;
+}

@@ -160,3 +160,44 @@ fn diff_upserts_in_dependency_order_and_deletes_in_reverse() {
     assert!(matches!(&changes[0].object, Object::Project(p) if p.name == "API v2"));
     assert!(sync::diff(&new, &new).is_empty());
 }
+
+#[test]
+fn checks_the_prober_cannot_run_are_rejected_with_their_field() {
+    let cases = [
+        (
+            "http: {url: 'http://127.0.0.1:8000/health'}",
+            "http: {url: 'not a url'}",
+            "checks[0].http.url: invalid URL",
+        ),
+        (
+            "http: {url: 'http://127.0.0.1:8000/health'}",
+            "http: {url: 'http://x/', body_regex: '(['}",
+            "checks[0].http.body_regex: invalid body_regex",
+        ),
+        (
+            "http: {url: 'http://127.0.0.1:8000/health'}",
+            "tcp: {address: 'no-port'}",
+            "checks[0].tcp.address: invalid address",
+        ),
+        (
+            "interval: 5s",
+            "interval: -5s",
+            "checks[0].interval: invalid duration \"-5s\"",
+        ),
+        (
+            "http: {url: 'http://127.0.0.1:8000/health'}",
+            "smtp: {host: x}",
+            "checks[0].smtp: unknown field `smtp`",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let text = VALID.replace(from, to);
+        let found = problems(&text);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains(expected) && p.starts_with("catalog.yaml:1")),
+            "{to}: {found:?}"
+        );
+    }
+}

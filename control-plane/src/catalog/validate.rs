@@ -8,6 +8,7 @@ use super::file::{CatalogFile, CheckFile};
 use crate::domain::{
     Catalog, CheckSpec, Deployment, Environment, PortAllocation, PortRange, PortType, Project,
 };
+use crate::health::probe::ProbeError;
 
 type Issues = Vec<(String, String)>;
 
@@ -325,7 +326,7 @@ fn check_spec(issues: &mut Issues, path: &str, check: &CheckFile) -> Option<Chec
             return None;
         }
     }
-    Some(CheckSpec {
+    let spec = CheckSpec {
         unhealthy_after,
         healthy_after,
         name: check.name.clone(),
@@ -334,7 +335,35 @@ fn check_spec(issues: &mut Issues, path: &str, check: &CheckFile) -> Option<Chec
         interval,
         timeout,
         settings,
-    })
+    };
+    // A definition the prober cannot run (bad URL, regex, CA file...) is rejected here,
+    // with the field, rather than failing quietly at run time.
+    if let Err(err) = crate::health::probe::build(&spec) {
+        issues.push((
+            format!("{path}.{kind}{}", probe_error_field(&err)),
+            err.to_string(),
+        ));
+        return None;
+    }
+    Some(spec)
+}
+
+/// The settings field a probe error is about, as a path suffix.
+fn probe_error_field(err: &ProbeError) -> String {
+    let field = match err {
+        ProbeError::BadDsn { .. } => "dsn",
+        ProbeError::BadUrl { .. } => "url",
+        ProbeError::CaFile { .. } => "ca_file",
+        ProbeError::BadAddress { .. } => "address",
+        ProbeError::BadMethod(_) => "method",
+        ProbeError::BadHeader { .. } => "headers",
+        ProbeError::BadStatus(_) => "expect_status",
+        ProbeError::BadRegex { .. } => "body_regex",
+        ProbeError::BadPointer(_) => "json.pointer",
+        ProbeError::BadDuration { field, .. } => field,
+        _ => return String::new(),
+    };
+    format!(".{field}")
 }
 
 /// The kind-specific settings as stored with the check.
