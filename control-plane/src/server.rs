@@ -34,6 +34,7 @@ pub struct RunningServer {
     pub hub: Arc<WatchHub>,
     pub writer: crate::journal::WriterHandle,
     pub store: JournalStore,
+    pub probe_stats: Arc<crate::health::engine::ProbeStats>,
     /// Ends open Watch streams (with "reconnect and resume").
     streams: CancellationToken,
     /// Stops accepting connections and drains the open ones.
@@ -90,6 +91,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         db.clone(),
         writer_handle.clone(),
         position.head,
+        addr,
     )
     .await
     {
@@ -115,6 +117,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         settings.health,
     );
     engine.prepare().await;
+    let probe_stats = engine.stats();
     let history = HistoryStore::new(db.clone());
 
     let collectors = CancellationToken::new();
@@ -220,6 +223,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         hub,
         writer: writer_handle,
         store,
+        probe_stats,
         streams,
         serving,
         collectors,

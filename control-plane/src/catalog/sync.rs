@@ -3,6 +3,7 @@
 //! raises a `catalog.invalid` event.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -36,9 +37,13 @@ impl CatalogSource {
         }
     }
 
-    fn read(&self) -> Result<String, CatalogError> {
+    /// The catalog text. The demo catalog's checks are pointed at `listen`, the address
+    /// pharosd serves on, so the demo monitors this very server.
+    fn read(&self, listen: SocketAddr) -> Result<String, CatalogError> {
         match self {
-            CatalogSource::Embedded => Ok(DEMO_CATALOG.to_owned()),
+            CatalogSource::Embedded => {
+                Ok(DEMO_CATALOG.replace("127.0.0.1:7600", &listen.to_string()))
+            }
             CatalogSource::File(path) => {
                 std::fs::read_to_string(path).map_err(|err| CatalogError {
                     problems: vec![super::Problem {
@@ -75,6 +80,7 @@ pub struct CatalogSync {
     source: CatalogSource,
     writer: WriterHandle,
     view: watch::Sender<Arc<CatalogView>>,
+    listen: SocketAddr,
     stamp: Option<Stamp>,
     /// The text last seen (applied or rejected), so one bad edit raises one event.
     last_text: String,
@@ -89,6 +95,7 @@ impl CatalogSync {
         db: DatabaseConnection,
         writer: WriterHandle,
         head: u64,
+        listen: SocketAddr,
     ) -> Result<(CatalogSync, watch::Receiver<Arc<CatalogView>>), SyncError> {
         let stored = load_stored(&db).await?;
         let has_stored = !stored.environments.is_empty() || !stored.projects.is_empty();
@@ -98,9 +105,10 @@ impl CatalogSync {
             source,
             writer,
             view,
+            listen,
             last_text: String::new(),
         };
-        let text = sync.source.read();
+        let text = sync.source.read(sync.listen);
         let parsed = text.and_then(|text| {
             let parsed = super::parse(&text, &sync.source.name());
             sync.last_text = text;
@@ -141,7 +149,7 @@ impl CatalogSync {
     }
 
     async fn reload(&mut self) -> Result<(), SyncError> {
-        let text = match self.source.read() {
+        let text = match self.source.read(self.listen) {
             Ok(text) => text,
             Err(err) => {
                 tracing::error!(problems = %err, "cannot read the catalog; keeping the running one");

@@ -92,6 +92,38 @@ impl Heartbeats {
     }
 }
 
+/// Counters of the prober, for `/metrics` and the benchmarks.
+#[derive(Debug, Default)]
+pub struct ProbeStats {
+    /// Probes run (active checks only).
+    pub probes: std::sync::atomic::AtomicU64,
+    /// How late each probe started against its schedule (semaphore wait included).
+    lateness: Mutex<super::history::LatencyHistogram>,
+}
+
+impl ProbeStats {
+    fn record(&self, lateness: Duration) {
+        self.probes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lateness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(lateness.as_micros() as i64);
+    }
+
+    /// The lateness quantile `q` (0..1) since the last reset.
+    pub fn lateness(&self, q: f64) -> Option<Duration> {
+        self.lateness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .quantile(q)
+    }
+
+    pub fn reset_lateness(&self) {
+        *self.lateness.lock().unwrap_or_else(|p| p.into_inner()) = Default::default();
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct HealthConfig {
     /// Checks running at once, at most.
@@ -127,9 +159,14 @@ pub struct HealthEngine {
     machines: HashMap<String, CheckMachine>,
     semaphore: Arc<Semaphore>,
     config: HealthConfig,
+    stats: Arc<ProbeStats>,
 }
 
 impl HealthEngine {
+    pub fn stats(&self) -> Arc<ProbeStats> {
+        self.stats.clone()
+    }
+
     /// `previous` is the health topic's last journaled state, so a restart resumes from
     /// known statuses instead of "unknown".
     pub fn new(
@@ -173,6 +210,7 @@ impl HealthEngine {
             machines,
             semaphore: Arc::new(Semaphore::new(config.concurrency.max(1))),
             config,
+            stats: Arc::default(),
         };
         (engine, state, heartbeats)
     }
@@ -187,12 +225,16 @@ impl HealthEngine {
     /// Follows catalog changes and check outcomes until `shutdown`; call
     /// [`prepare`](Self::prepare) first.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        // A catalog that cannot change (the embedded demo) closes its channel at once;
+        // the checks keep running on the catalog they have.
+        let mut catalog_open = true;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                changed = self.catalog.changed() => {
+                changed = self.catalog.changed(), if catalog_open => {
                     if changed.is_err() {
-                        break;
+                        catalog_open = false;
+                        continue;
                     }
                     let view = self.catalog.borrow_and_update().clone();
                     self.reconcile(&view).await;
@@ -334,6 +376,7 @@ impl HealthEngine {
             ProbeKind::Active(probe) => tokio::spawn(run_active(
                 schedule,
                 probe,
+                self.stats.clone(),
                 self.semaphore.clone(),
                 self.outcome_sender.clone(),
                 cancel.clone(),
@@ -490,6 +533,7 @@ fn spread(check_id: &str, interval: Duration) -> Instant {
 async fn run_active(
     schedule: Schedule,
     probe: Arc<dyn probe::Probe>,
+    stats: Arc<ProbeStats>,
     semaphore: Arc<Semaphore>,
     outcomes: mpsc::Sender<CheckResult>,
     cancel: CancellationToken,
@@ -497,13 +541,14 @@ async fn run_active(
     let mut ticker = tokio::time::interval_at(schedule.first_run, schedule.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let scheduled = tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+            scheduled = ticker.tick() => scheduled,
+        };
         let Ok(_permit) = semaphore.acquire().await else {
             return;
         };
+        stats.record(scheduled.elapsed());
         let at_micros = now_micros();
         let started = Instant::now();
         let outcome = tokio::select! {
