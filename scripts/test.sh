@@ -21,6 +21,11 @@ cargo fmt --all -- --check --color "$color"
 step "buf lint"
 tools/node_modules/.bin/buf lint
 
+# The dashboard: generated client, type check, bundle, and its unit tests. The
+# end-to-end tests below find the bundle in web-client/dist.
+step "web-client: npm ci, build, vitest"
+(cd web-client && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent && npm test --silent)
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -1,0 +1,59 @@
+import { watchSource } from "../api/client";
+import { WatchTopic } from "../gen/pharos/v1/watch_pb";
+import type { WatchSpec } from "../stream";
+import { StreamNotice } from "./common";
+import { Header } from "./Header";
+import { useNow, useRoute, useWatch, type Route } from "./hooks";
+import { ProjectPage } from "./ProjectPage";
+import { ProjectsPage } from "./ProjectsPage";
+import { SystemPage } from "./SystemPage";
+
+/** What each page watches: one stream per page, with every topic the page shows. */
+function specFor(route: Route): WatchSpec {
+  switch (route.page) {
+    case "system":
+      return { topics: [WatchTopic.CATALOG, WatchTopic.EVENTS, WatchTopic.HEALTH] };
+    case "projects":
+      return { topics: [WatchTopic.CATALOG, WatchTopic.HEALTH] };
+    case "project":
+      return { topics: [WatchTopic.CATALOG, WatchTopic.HEALTH], projects: [route.id] };
+    case "not-found":
+      return { topics: [WatchTopic.CATALOG] };
+  }
+}
+
+export function App() {
+  const route = useRoute();
+  const watch = useWatch(watchSource, specFor(route));
+  const now = useNow(1000);
+  const status = watch.status;
+  return (
+    <>
+      <a class="skip" href="#main" onClick={(e) => {
+        e.preventDefault();
+        document.getElementById("main")?.focus();
+      }}>
+        Skip to content
+      </a>
+      <Header route={route} status={status} now={now} />
+      <main id="main" tabIndex={-1}>
+        <StreamNotice status={status} now={now} onRetry={() => watch.watcher.retryNow()} />
+        {route.page === "system" ? (
+          <SystemPage watch={watch} now={now} />
+        ) : route.page === "projects" ? (
+          <ProjectsPage watch={watch} environment={route.environment} />
+        ) : route.page === "project" ? (
+          <ProjectPage watch={watch} id={route.id} now={now} />
+        ) : (
+          <section class="panel">
+            <h1>Not found</h1>
+            <p>
+              There is no page at <code>{route.path}</code>. Go to the <a href="#/">system overview</a> or the{" "}
+              <a href="#/projects">projects</a>.
+            </p>
+          </section>
+        )}
+      </main>
+    </>
+  );
+}

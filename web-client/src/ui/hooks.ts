@@ -1,0 +1,127 @@
+// Preact hooks binding the framework-free stream module and the RPC clients to views.
+
+import { ConnectError } from "@connectrpc/connect";
+import { useEffect, useMemo, useReducer, useRef, useState } from "preact/hooks";
+import { currentAuthProblem, onAuthChange, token } from "../api/client";
+import { Watcher, type WatchSource, type WatchSpec, type WatchStatus } from "../stream";
+import { parseRoute, type Route } from "./route";
+
+export type { Route } from "./route";
+
+/** The current time, refreshed every `intervalMs`. */
+export function useNow(intervalMs = 1000): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), intervalMs);
+    return () => clearInterval(timer);
+  }, [intervalMs]);
+  return now;
+}
+
+export interface WatchHandle {
+  watcher: Watcher;
+  status: WatchStatus;
+  /** The store's version: changes whenever the store did. */
+  version: number;
+}
+
+/**
+ * One Watch stream for the page: opened when the spec (by value) changes, closed when
+ * the page goes away. Re-renders at most once per animation frame, however many
+ * changes arrive.
+ */
+export function useWatch(source: WatchSource, spec: WatchSpec): WatchHandle {
+  const key = JSON.stringify(spec);
+  const watcher = useMemo(() => new Watcher(source, spec), [source, key]);
+  const [, bump] = useReducer((n: number) => n + 1, 0);
+  useEffect(() => {
+    let frame: number | null = null;
+    const unsubscribe = watcher.subscribe(() => {
+      if (frame !== null) return;
+      frame = requestAnimationFrame(() => {
+        frame = null;
+        bump(undefined);
+      });
+    });
+    watcher.start();
+    // A token entered in the sign-in form: try again at once.
+    const offAuth = onAuthChange(() => watcher.retryNow());
+    return () => {
+      unsubscribe();
+      offAuth();
+      if (frame !== null) cancelAnimationFrame(frame);
+      watcher.stop();
+    };
+  }, [watcher]);
+  return { watcher, status: watcher.status, version: watcher.store.version };
+}
+
+/** Re-renders when the token changes or a call is refused; returns a counter for deps. */
+export function useAuth(): { epoch: number; problem: ReturnType<typeof currentAuthProblem>; signedIn: boolean } {
+  const [epoch, bump] = useReducer((n: number) => n + 1, 0);
+  useEffect(() => onAuthChange(() => bump(undefined)), []);
+  return { epoch, problem: currentAuthProblem(), signedIn: token() !== null };
+}
+
+export interface RpcState<T> {
+  data: T | undefined;
+  error: ConnectError | undefined;
+  loading: boolean;
+  /** When data last arrived (ms since the epoch). */
+  at: number | null;
+  reload: () => void;
+}
+
+/**
+ * Runs `call` when `deps` change (and on reload()). Keeps the previous data while a new
+ * call is under way and after it fails, so a failure marks the data stale rather than
+ * blanking the page.
+ */
+export function useRpc<T>(call: (signal: AbortSignal) => Promise<T>, deps: unknown[]): RpcState<T> {
+  const [state, setState] = useState<Omit<RpcState<T>, "reload">>({
+    data: undefined,
+    error: undefined,
+    loading: true,
+    at: null,
+  });
+  const [tick, reload] = useReducer((n: number) => n + 1, 0);
+  const callRef = useRef(call);
+  callRef.current = call;
+  useEffect(() => {
+    const abort = new AbortController();
+    setState((s) => ({ ...s, loading: true }));
+    callRef.current(abort.signal).then(
+      (data) => {
+        if (!abort.signal.aborted) setState({ data, error: undefined, loading: false, at: Date.now() });
+      },
+      (err: unknown) => {
+        if (!abort.signal.aborted) {
+          setState((s) => ({ ...s, error: ConnectError.from(err), loading: false }));
+        }
+      },
+    );
+    return () => abort.abort();
+  }, [...deps, tick]);
+  return { ...state, reload: () => reload(undefined) };
+}
+
+export function useRoute(): Route {
+  const [route, setRoute] = useState(() => parseRoute(window.location.hash));
+  useEffect(() => {
+    const onChange = () => setRoute(parseRoute(window.location.hash));
+    window.addEventListener("hashchange", onChange);
+    return () => window.removeEventListener("hashchange", onChange);
+  }, []);
+  return route;
+}
+
+/** True while the tab is visible. */
+export function useVisible(): boolean {
+  const [visible, setVisible] = useState(() => document.visibilityState !== "hidden");
+  useEffect(() => {
+    const onChange = () => setVisible(document.visibilityState !== "hidden");
+    document.addEventListener("visibilitychange", onChange);
+    return () => document.removeEventListener("visibilitychange", onChange);
+  }, []);
+  return visible;
+}
