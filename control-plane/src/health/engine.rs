@@ -350,7 +350,12 @@ impl HealthEngine {
             );
         }
         changes.extend(self.deployment_changes(view, None));
-        self.journal(changes).await;
+        // Awaited: when reconcile returns, the checks' states are committed.
+        if !changes.is_empty()
+            && let Err(err) = self.writer.append(changes).await
+        {
+            tracing::error!(error = %err, "journaling health changes failed");
+        }
     }
 
     fn spawn_check(
@@ -508,7 +513,10 @@ impl HealthEngine {
         if changes.is_empty() {
             return;
         }
-        if let Err(err) = self.writer.append(changes).await {
+        // Queued, not awaited: thousands of checks changing at once (at start-up, or when a
+        // shared dependency fails) commit in a few batched transactions instead of
+        // holding up the results behind them one commit at a time.
+        if let Err(err) = self.writer.append_in_background(changes).await {
             tracing::error!(error = %err, "journaling health changes failed");
         }
     }

@@ -56,6 +56,22 @@ impl WriterHandle {
         self.submit(changes, Some(apply)).await
     }
 
+    /// Queues `changes` (waiting only while the queue is full) and returns without
+    /// waiting for the commit; the writer logs a failure. For collectors whose changes
+    /// must keep their order but need not wait for the database: requests are committed
+    /// in the order they are queued.
+    pub async fn append_in_background(&self, changes: Vec<Change>) -> Result<(), WriteError> {
+        let (reply, _unanswered) = oneshot::channel();
+        self.requests
+            .send(WriteRequest {
+                changes,
+                apply: None,
+                reply,
+            })
+            .await
+            .map_err(|_| WriteError::Stopped)
+    }
+
     async fn submit(
         &self,
         changes: Vec<Change>,
