@@ -1,5 +1,6 @@
-//! Compiles proto/helloworld.proto with protox (no system protoc), server side only:
-//! the load generator is h2load, so no Rust client is needed.
+//! Compiles the peers' protos with protox (no system protoc): helloworld.proto server
+//! side only (h2load is its client), broadcast.proto both sides (the Watch benchmark
+//! drives it with its own client).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
@@ -7,5 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(false)
         .compile_fds(protox::compile(["helloworld.proto"], ["proto"])?)?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(protox::compile(["broadcast.proto"], ["proto"])?)?;
     Ok(())
 }
