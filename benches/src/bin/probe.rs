@@ -51,15 +51,27 @@ fn target_url(base_port: u16, i: usize) -> String {
 /// utime + stime of a process, from /proc/PID/stat.
 fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat.rsplit_once(") ").context("stat format")?.1.split(' ').collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .context("stat format")?
+        .1
+        .split(' ')
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     Ok(ticks / 100.0)
 }
 
 fn rss_mib(pid: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
-    let kib: f64 = line.split_whitespace().nth(1).context("VmRSS value")?.parse()?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
+    let kib: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("VmRSS value")?
+        .parse()?;
     Ok(kib / 1024.0)
 }
 
@@ -68,7 +80,12 @@ async fn start_farm() -> anyhow::Result<(Child, u16)> {
     let base_port = 20_000 + (std::process::id() % 10_000) as u16;
     let exe = std::env::current_exe()?.with_file_name("probe_farm");
     let mut farm = Command::new(&exe)
-        .args(["--addresses", &ADDRESSES.to_string(), "--ports", &PORTS.to_string()])
+        .args([
+            "--addresses",
+            &ADDRESSES.to_string(),
+            "--ports",
+            &PORTS.to_string(),
+        ])
         .args(["--base-port", &base_port.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -97,7 +114,10 @@ async fn run_pharos(checks: usize, args: &Args) -> anyhow::Result<Figures> {
     let mut catalog = std::fs::File::create(&catalog_path)?;
     writeln!(catalog, "environments:\n  - id: bench\nprojects:")?;
     for project in 0..checks.div_ceil(100) {
-        writeln!(catalog, "  - id: p{project}\n    deployments:\n      - environment: bench\n        checks:")?;
+        writeln!(
+            catalog,
+            "  - id: p{project}\n    deployments:\n      - environment: bench\n        checks:"
+        )?;
         for i in project * 100..((project + 1) * 100).min(checks) {
             writeln!(
                 catalog,
@@ -157,7 +177,9 @@ async fn run_blackbox(checks: usize, args: &Args) -> anyhow::Result<(f64, f64)> 
         &config,
         "modules:\n  http_2xx:\n    prober: http\n    timeout: 2s\n    http:\n      preferred_ip_protocol: ip4\n",
     )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let exporter = Command::new("prometheus-blackbox-exporter")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -165,7 +187,9 @@ async fn run_blackbox(checks: usize, args: &Args) -> anyhow::Result<(f64, f64)> 
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .context("start prometheus-blackbox-exporter (apt-get install prometheus-blackbox-exporter)")?;
+        .context(
+            "start prometheus-blackbox-exporter (apt-get install prometheus-blackbox-exporter)",
+        )?;
     let pid = exporter.id().context("exporter pid")?.to_string();
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(1024)
@@ -266,6 +290,8 @@ async fn main() -> anyhow::Result<()> {
         pharos.cpu_per_1000 / blackbox_cpu,
         pharos.p99_ms
     );
-    println!("pharos' CPU includes writing every result and its rollups to SQLite; the exporter stores nothing.");
+    println!(
+        "pharos' CPU includes writing every result and its rollups to SQLite; the exporter stores nothing."
+    );
     Ok(())
 }

@@ -51,7 +51,10 @@ async fn main() -> anyhow::Result<()> {
     let store = HistoryStore::new(db.clone());
     let rollups = store.window(&[], Resolution::Day, args.days, false).await?;
     let raw = raw_uptime(&db, args.days).await?;
-    ensure!(rollups.len() == args.checks && raw.len() == args.checks, "both see every check");
+    ensure!(
+        rollups.len() == args.checks && raw.len() == args.checks,
+        "both see every check"
+    );
     for (check, (runs, passing)) in &raw {
         let rollup = &rollups[check];
         ensure!(
@@ -63,20 +66,35 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let pharos = time(args.rounds, || async {
-        store.window(&[], Resolution::Day, args.days, false).await.map(|w| w.len())
+        store
+            .window(&[], Resolution::Day, args.days, false)
+            .await
+            .map(|w| w.len())
     })
     .await?;
     let pharos_latency = time(args.rounds, || async {
-        store.window(&[], Resolution::Day, args.days, true).await.map(|w| w.len())
+        store
+            .window(&[], Resolution::Day, args.days, true)
+            .await
+            .map(|w| w.len())
     })
     .await?;
-    let peer = time(args.rounds, || async { raw_uptime(&db, args.days).await.map(|w| w.len()) }).await?;
+    let peer = time(args.rounds, || async {
+        raw_uptime(&db, args.days).await.map(|w| w.len())
+    })
+    .await?;
 
-    println!("30-day uptime of {} checks, SQLite, median of {} rounds", args.checks, args.rounds);
+    println!(
+        "30-day uptime of {} checks, SQLite, median of {} rounds",
+        args.checks, args.rounds
+    );
     println!("{:<46} {:>10} {:>10}", "reader", "median", "max");
     for (name, figures) in [
         ("pharos: day rollups (uptime only)", &pharos),
-        ("pharos: day rollups (with latency histograms)", &pharos_latency),
+        (
+            "pharos: day rollups (with latency histograms)",
+            &pharos_latency,
+        ),
         ("peer: GROUP BY over raw results", &peer),
     ] {
         println!("{name:<46} {:>10.2?} {:>10.2?}", figures.0, figures.1);
@@ -105,7 +123,10 @@ where
 }
 
 /// Per check: (runs, passing) over the window, straight from raw results.
-async fn raw_uptime(db: &DatabaseConnection, days: i64) -> Result<HashMap<String, (u64, u64)>, sea_orm::DbErr> {
+async fn raw_uptime(
+    db: &DatabaseConnection,
+    days: i64,
+) -> Result<HashMap<String, (u64, u64)>, sea_orm::DbErr> {
     let since = day_start(now_micros()) - (days - 1) * DAY;
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
