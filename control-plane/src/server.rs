@@ -172,6 +172,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .add_service(CatalogServiceServer::new(CatalogApi::new(
             view.clone(),
             health_state.clone(),
+            hub.clone(),
         )))
         .add_service(HealthServiceServer::new(HealthApi::new(
             health_state,

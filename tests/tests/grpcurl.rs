@@ -147,8 +147,10 @@ async fn watch_prints_the_snapshot_then_an_upsert_for_a_catalog_edit() {
     let server = pharosd_with(&catalog).await;
     let (mut watch, snapshot, snapshot_revision) = watch_from_snapshot(&server).await;
 
+    // The catalog part of the snapshot (the health topic's states follow it).
     let keys: Vec<&str> = snapshot
         .iter()
+        .filter(|v| v["change"]["topic"] == "WATCH_TOPIC_CATALOG")
         .map(|v| v["change"]["key"].as_str().unwrap())
         .collect();
     assert_eq!(
@@ -222,5 +224,21 @@ async fn invalid_edit_appends_a_catalog_invalid_event_and_keeps_the_catalog() {
     );
 
     // Still the catalog from before the edit, at the same revision.
-    assert_eq!(get_overview(&server).await, before);
+    // The catalog is unchanged; the head (the event) and health counts move on their own.
+    let catalog_part = |mut overview: serde_json::Value| {
+        for key in [
+            "revision",
+            "healthyDeployments",
+            "degradedDeployments",
+            "unhealthyDeployments",
+            "unknownDeployments",
+        ] {
+            overview.as_object_mut().unwrap().remove(key);
+        }
+        overview
+    };
+    assert_eq!(
+        catalog_part(get_overview(&server).await),
+        catalog_part(before)
+    );
 }

@@ -3,6 +3,7 @@
 
 use pharos_e2e::grpc::{WatchMessage, WatchReader, overview, pharosd};
 use pharos_e2e::{Pharosd, TestPostgres};
+use pharos_proto::v1 as pb;
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::Code;
@@ -15,7 +16,16 @@ const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 #[tokio::test]
 async fn sigterm_ends_open_watch_streams_with_unavailable_and_a_resume_revision() {
     let mut server = Pharosd::builder().spawn().await.unwrap();
-    let mut watch = WatchReader::since(&server.url(), 0).await.unwrap();
+    // The catalog topic only: the demo's health checks journal changes of their own.
+    let mut watch = WatchReader::open(
+        &server.url(),
+        pb::WatchRequest {
+            topics: vec![pb::WatchTopic::Catalog as i32],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let (_, snapshot_revision) = watch.snapshot(WAIT).await.unwrap();
     // Read the stream to its end while the server shuts down.
     let reader = tokio::spawn(async move { watch.until_end(WAIT).await });
@@ -37,9 +47,10 @@ async fn sigterm_ends_open_watch_streams_with_unavailable_and_a_resume_revision(
         .metadata()
         .get("pharos-resume-revision")
         .unwrap_or_else(|| panic!("no pharos-resume-revision trailer: {status:?}"));
-    assert_eq!(
-        resume.to_str().unwrap().parse::<u64>().unwrap(),
-        snapshot_revision,
+    // Everything the stream selects is delivered up to the resume revision; entries of
+    // other topics after the snapshot may have moved it on.
+    assert!(
+        resume.to_str().unwrap().parse::<u64>().unwrap() >= snapshot_revision,
         "{status:?}"
     );
 }
@@ -85,25 +96,38 @@ async fn a_postgres_backed_server_keeps_its_revision_across_a_restart() {
     let first = overview(&server.url()).await.unwrap();
     assert_eq!((first.projects, first.deployments), (1, 1));
     assert!(first.revision > 0);
-    let head = TestPostgres::shared()
+    let head: u64 = TestPostgres::shared()
         .psql(&database, "SELECT head FROM watch_meta")
+        .unwrap()
+        .parse()
         .unwrap();
-    assert_eq!(
-        head,
-        first.revision.to_string(),
-        "the journal head is stored"
+    assert!(
+        head >= first.revision,
+        "the journal head is stored: {head} < {}",
+        first.revision
     );
 
     server.restart().await.unwrap();
 
-    // The same catalog at the same revision: nothing was re-journaled.
-    assert_eq!(overview(&server.url()).await.unwrap(), first);
-    // And a client resuming from that revision is caught up at once.
-    let mut watch = WatchReader::since(&server.url(), first.revision)
-        .await
-        .unwrap();
+    // The same catalog: nothing of it was re-journaled, and the head survived.
+    let again = overview(&server.url()).await.unwrap();
+    assert_eq!(
+        (again.projects, again.deployments, &again.environments),
+        (first.projects, first.deployments, &first.environments)
+    );
+    assert!(again.revision >= head);
+    // A client resuming from the stored revision is served, not told to resync.
+    let mut watch = WatchReader::since(&server.url(), head).await.unwrap();
     match watch.next(Instant::now() + WAIT).await.unwrap() {
-        WatchMessage::Progress(at) => assert_eq!(at, first.revision),
-        other => panic!("expected a progress marker, got {other:?}"),
+        WatchMessage::Progress(at) => assert!(at >= head),
+        WatchMessage::Change(change) => {
+            assert!(change.revision > head);
+            assert_ne!(
+                change.topic,
+                pb::WatchTopic::Catalog as i32,
+                "the catalog was not re-journaled: {change:?}"
+            );
+        }
+        other => panic!("expected a change or a progress marker, got {other:?}"),
     }
 }

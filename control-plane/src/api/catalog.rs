@@ -12,6 +12,7 @@ use super::error::ApiError;
 use crate::catalog::CatalogView;
 use crate::domain::HealthStatus;
 use crate::health::engine::SharedHealth;
+use crate::watch::WatchHub;
 
 const DEFAULT_PAGE_SIZE: u32 = 100;
 const MAX_PAGE_SIZE: u32 = 1000;
@@ -19,11 +20,16 @@ const MAX_PAGE_SIZE: u32 = 1000;
 pub struct CatalogApi {
     view: watch::Receiver<Arc<CatalogView>>,
     health: SharedHealth,
+    hub: Arc<WatchHub>,
 }
 
 impl CatalogApi {
-    pub fn new(view: watch::Receiver<Arc<CatalogView>>, health: SharedHealth) -> CatalogApi {
-        CatalogApi { view, health }
+    pub fn new(
+        view: watch::Receiver<Arc<CatalogView>>,
+        health: SharedHealth,
+        hub: Arc<WatchHub>,
+    ) -> CatalogApi {
+        CatalogApi { view, health, hub }
     }
 
     fn view(&self) -> Arc<CatalogView> {
@@ -86,6 +92,8 @@ impl CatalogService for CatalogApi {
         &self,
         _request: Request<pb::GetOverviewRequest>,
     ) -> Result<Response<pb::GetOverviewResponse>, Status> {
+        // Read first: the totals below reflect at least everything up to it.
+        let revision = self.hub.head();
         let view = self.view();
         let mut overview = view.overview.clone();
         let statuses = {
@@ -98,7 +106,7 @@ impl CatalogService for CatalogApi {
         overview.degraded = count(HealthStatus::Degraded);
         overview.unhealthy = count(HealthStatus::Unhealthy);
         overview.unknown = count(HealthStatus::Unknown);
-        Ok(Response::new(convert::overview(&overview, view.revision)))
+        Ok(Response::new(convert::overview(&overview, revision)))
     }
 
     async fn list_projects(
