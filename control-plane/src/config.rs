@@ -108,6 +108,25 @@ pub struct ConfigFile {
     #[serde(default)]
     pub watch: WatchFile,
     pub catalog_poll_interval: Option<String>,
+    #[serde(default)]
+    pub health: HealthFile,
+}
+
+/// `health:` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    /// Checks running at once, at most (default 64).
+    pub concurrency: Option<usize>,
+    /// Flap detection: `changes` status changes within `window` (defaults 6 and 10m).
+    pub flap_window: Option<String>,
+    pub flap_changes: Option<usize>,
+    /// How long raw results and minute, hour and day rollups are kept
+    /// (defaults 48h, 7d, 90d, 400d).
+    pub keep_results: Option<String>,
+    pub keep_minutes: Option<String>,
+    pub keep_hours: Option<String>,
+    pub keep_days: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,8 +246,38 @@ impl Settings {
                 )?)
                 .unwrap_or(Duration::from_secs(1)),
             shutdown_deadline: Duration::from_secs(4),
-            health: Default::default(),
-            retention: Default::default(),
+            health: {
+                let defaults = crate::health::engine::HealthConfig::default();
+                crate::health::engine::HealthConfig {
+                    concurrency: file
+                        .health
+                        .concurrency
+                        .unwrap_or(defaults.concurrency)
+                        .max(1),
+                    flap: crate::health::machine::FlapPolicy {
+                        window: duration("health.flap_window", &file.health.flap_window)?
+                            .unwrap_or(defaults.flap.window),
+                        changes: file
+                            .health
+                            .flap_changes
+                            .unwrap_or(defaults.flap.changes)
+                            .max(2),
+                    },
+                }
+            },
+            retention: {
+                let defaults = crate::health::history::Retention::default();
+                crate::health::history::Retention {
+                    raw: duration("health.keep_results", &file.health.keep_results)?
+                        .unwrap_or(defaults.raw),
+                    minute: duration("health.keep_minutes", &file.health.keep_minutes)?
+                        .unwrap_or(defaults.minute),
+                    hour: duration("health.keep_hours", &file.health.keep_hours)?
+                        .unwrap_or(defaults.hour),
+                    day: duration("health.keep_days", &file.health.keep_days)?
+                        .unwrap_or(defaults.day),
+                }
+            },
             history_flush: Duration::from_secs(1),
             web_root: options.web_root.clone(),
         })

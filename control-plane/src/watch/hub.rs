@@ -301,6 +301,8 @@ impl Subscription {
     pub(super) fn read_ring(&mut self, cursor: u64, max: usize) -> RingRead {
         let state = self.hub.read();
         let pending = self.signal.pending_from.swap(0, Ordering::AcqRel);
+        // Everything up to here was already due for examination before this wake-up.
+        let examined_all_due = cursor >= self.scan_until;
         if pending != 0 {
             self.scan_until = self.scan_until.max(state.head);
         }
@@ -312,7 +314,10 @@ impl Subscription {
                 more: false,
             };
         }
-        let start = if pending > cursor {
+        // Skipping ahead to the first pending revision is only safe when every entry
+        // that was already due has been examined: a read cut short by its batch limit
+        // must continue right after its cursor.
+        let start = if examined_all_due && pending > cursor {
             pending
         } else {
             cursor + 1
@@ -351,5 +356,89 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.unsubscribe(self.id, &self.selector);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Event, Severity};
+    use crate::journal::Change;
+
+    fn event(revision: u64, project: Option<&str>) -> JournalEntry {
+        JournalEntry::new(
+            revision,
+            0,
+            Change::append(Event {
+                id: revision.to_string(),
+                kind: "test".into(),
+                severity: Severity::Info,
+                message: String::new(),
+                source: "test".into(),
+                project_id: project.map(str::to_owned),
+                environment: None,
+                attributes: Default::default(),
+            }),
+        )
+    }
+
+    /// Reads everything available, in batches of `batch`, like a stream does.
+    fn drain(subscription: &mut Subscription, cursor: &mut u64, batch: usize) -> Vec<u64> {
+        let mut seen = Vec::new();
+        loop {
+            match subscription.read_ring(*cursor, batch) {
+                RingRead::Entries {
+                    entries,
+                    cursor: examined,
+                    more,
+                } => {
+                    *cursor = examined;
+                    seen.extend(entries.iter().map(|e| e.revision));
+                    if !more {
+                        return seen;
+                    }
+                }
+                RingRead::BehindRing => panic!("fell behind a ring of 1024"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_cut_short_by_its_batch_continues_after_its_cursor() {
+        let hub = Arc::new(WatchHub::new(1024, 0, 0, Vec::new()));
+        let (mut subscription, _, _) = hub.subscribe(Selector::everything(), false);
+        hub.publish((1..=300).map(|r| event(r, None)).collect());
+        // One batch of 256, then a new change arrives before the rest is read.
+        let RingRead::Entries {
+            entries,
+            mut cursor,
+            more,
+        } = subscription.read_ring(0, 256)
+        else {
+            panic!("behind the ring");
+        };
+        assert!(more);
+        assert_eq!(entries.len(), 256);
+        hub.publish(vec![event(301, None)]);
+        let rest = drain(&mut subscription, &mut cursor, 256);
+        assert_eq!(
+            rest,
+            (257..=301).collect::<Vec<_>>(),
+            "no change is skipped"
+        );
+    }
+
+    #[test]
+    fn an_idle_filtered_subscriber_skips_what_does_not_concern_it() {
+        let hub = Arc::new(WatchHub::new(1024, 0, 0, Vec::new()));
+        let mut selector = Selector::everything();
+        selector.projects.insert("api".into());
+        let (mut subscription, _, _) = hub.subscribe(selector, false);
+        hub.publish((1..=100).map(|r| event(r, Some("web"))).collect());
+        let mut cursor = 0;
+        assert!(drain(&mut subscription, &mut cursor, 256).is_empty());
+        assert_eq!(cursor, 100, "the cursor moves to the head without matches");
+        hub.publish(vec![event(101, Some("api"))]);
+        assert_eq!(drain(&mut subscription, &mut cursor, 256), vec![101]);
     }
 }
