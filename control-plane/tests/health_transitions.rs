@@ -101,89 +101,68 @@ async fn follows_its_target(mut target: impl Target) {
     harness.shutdown().await;
 }
 
-/// Serves `router` on `addr` until stopped.
-struct HttpTarget {
+/// What an in-process target serves.
+#[derive(Clone, Copy)]
+enum Served {
+    /// `/health` answering "ok".
+    Http,
+    /// The standard gRPC health service, SERVING.
+    Grpc,
+}
+
+/// A server task in this process, on an address it keeps across stop and start.
+struct InProcessTarget {
+    served: Served,
     addr: SocketAddr,
     task: Option<JoinHandle<()>>,
 }
 
-impl HttpTarget {
-    async fn new() -> HttpTarget {
+impl InProcessTarget {
+    async fn new(served: Served) -> InProcessTarget {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut target = HttpTarget { addr, task: None };
-        target.serve(listener);
-        target
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let router = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
-        self.task = Some(tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        }));
-    }
-}
-
-impl Target for HttpTarget {
-    fn check_yaml(&self) -> String {
-        format!(
-            "http: {{url: 'http://{}/health', body_contains: ok}}",
-            self.addr
-        )
-    }
-
-    async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    async fn start(&mut self) {
-        let listener = TcpListener::bind(self.addr).await.unwrap();
-        self.serve(listener);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_check_follows_an_http_server() {
-    follows_its_target(HttpTarget::new().await).await;
-}
-
-/// A gRPC server with the standard health service.
-struct GrpcTarget {
-    addr: SocketAddr,
-    task: Option<JoinHandle<()>>,
-}
-
-impl GrpcTarget {
-    async fn new() -> GrpcTarget {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut target = GrpcTarget { addr, task: None };
+        let mut target = InProcessTarget {
+            served,
+            addr: listener.local_addr().unwrap(),
+            task: None,
+        };
         target.serve(listener).await;
         target
     }
 
     async fn serve(&mut self, listener: TcpListener) {
-        let (reporter, service) = tonic_health::server::health_reporter();
-        reporter
-            .set_service_status("", tonic_health::ServingStatus::Serving)
-            .await;
-        self.task = Some(tokio::spawn(async move {
-            let _reporter = reporter;
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-                .await
-                .unwrap();
-        }));
+        self.task = Some(match self.served {
+            Served::Http => {
+                let router =
+                    axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+                tokio::spawn(async move { axum::serve(listener, router).await.unwrap() })
+            }
+            Served::Grpc => {
+                let (reporter, service) = tonic_health::server::health_reporter();
+                reporter
+                    .set_service_status("", tonic_health::ServingStatus::Serving)
+                    .await;
+                tokio::spawn(async move {
+                    let _reporter = reporter;
+                    tonic::transport::Server::builder()
+                        .add_service(service)
+                        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                        .await
+                        .unwrap();
+                })
+            }
+        });
     }
 }
 
-impl Target for GrpcTarget {
+impl Target for InProcessTarget {
     fn check_yaml(&self) -> String {
-        format!("grpc: {{address: '{}'}}", self.addr)
+        match self.served {
+            Served::Http => format!(
+                "http: {{url: 'http://{}/health', body_contains: ok}}",
+                self.addr
+            ),
+            Served::Grpc => format!("grpc: {{address: '{}'}}", self.addr),
+        }
     }
 
     async fn stop(&mut self) {
@@ -200,8 +179,13 @@ impl Target for GrpcTarget {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_check_follows_an_http_server() {
+    follows_its_target(InProcessTarget::new(Served::Http).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_check_follows_a_grpc_server() {
-    follows_its_target(GrpcTarget::new().await).await;
+    follows_its_target(InProcessTarget::new(Served::Grpc).await).await;
 }
 
 /// A throwaway PostgreSQL cluster of its own, stopped and restarted with pg_ctl.
@@ -329,7 +313,7 @@ async fn a_slow_target_is_degraded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_target_is_marked_flapping() {
-    let mut target = HttpTarget::new().await;
+    let mut target = InProcessTarget::new(Served::Http).await;
     let catalog = catalog(&target.check_yaml()).replace("unhealthy_after: 2", "unhealthy_after: 1");
     let harness = Harness::start_with_catalog(Backend::Sqlite, &catalog, |settings| {
         settings.health.flap = pharos_control_plane::health::machine::FlapPolicy {

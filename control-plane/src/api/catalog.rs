@@ -37,7 +37,8 @@ impl CatalogApi {
     }
 }
 
-fn page_size(requested: u32) -> Result<usize, ApiError> {
+/// The page size to use for a request's `page_size` (0: the default).
+pub(super) fn page_size(requested: u32) -> Result<usize, ApiError> {
     match requested {
         0 => Ok(DEFAULT_PAGE_SIZE as usize),
         1..=MAX_PAGE_SIZE => Ok(requested as usize),

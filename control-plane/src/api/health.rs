@@ -17,8 +17,6 @@ use crate::health::engine::{HealthState, HeartbeatError, Heartbeats, SharedHealt
 use crate::health::history::{HistoryStore, Resolution, WINDOWS};
 use crate::watch::WatchHub;
 
-const DEFAULT_PAGE_SIZE: u32 = 100;
-const MAX_PAGE_SIZE: u32 = 1000;
 const RECENT_FAILURES: u64 = 10;
 
 pub struct HealthApi {
@@ -219,16 +217,7 @@ impl HealthService for HealthApi {
             ))
             .into());
         }
-        let limit = match request.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n <= MAX_PAGE_SIZE => n,
-            n => {
-                return Err(ApiError::InvalidArgument(format!(
-                    "page_size {n} is too large; the maximum is {MAX_PAGE_SIZE}"
-                ))
-                .into());
-            }
-        };
+        let limit = super::catalog::page_size(request.page_size)?;
         let after = decode_cursor(&request.page_token)?;
         let micros = |t: &prost_types::Timestamp| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000;
         let start = request.start_time.as_ref().map(micros);
@@ -242,7 +231,7 @@ impl HealthService for HealthApi {
         }
         let page = self
             .history
-            .results(&request.check_id, start, end, after, u64::from(limit))
+            .results(&request.check_id, start, end, after, limit as u64)
             .await
             .map_err(internal)?;
         Ok(Response::new(pb::ListCheckResultsResponse {

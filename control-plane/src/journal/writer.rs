@@ -61,22 +61,16 @@ impl WriterHandle {
     /// must keep their order but need not wait for the database: requests are committed
     /// in the order they are queued.
     pub async fn append_in_background(&self, changes: Vec<Change>) -> Result<(), WriteError> {
-        let (reply, _unanswered) = oneshot::channel();
-        self.requests
-            .send(WriteRequest {
-                changes,
-                apply: None,
-                reply,
-            })
-            .await
-            .map_err(|_| WriteError::Stopped)
+        // The answer is dropped: the writer's reply then goes nowhere.
+        self.enqueue(changes, None).await.map(drop)
     }
 
-    async fn submit(
+    /// Queues a request and returns the receiver of its answer.
+    async fn enqueue(
         &self,
         changes: Vec<Change>,
         apply: Option<ApplyFn>,
-    ) -> Result<u64, WriteError> {
+    ) -> Result<oneshot::Receiver<Result<u64, Arc<StoreError>>>, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(WriteRequest {
@@ -86,6 +80,15 @@ impl WriterHandle {
             })
             .await
             .map_err(|_| WriteError::Stopped)?;
+        Ok(answer)
+    }
+
+    async fn submit(
+        &self,
+        changes: Vec<Change>,
+        apply: Option<ApplyFn>,
+    ) -> Result<u64, WriteError> {
+        let answer = self.enqueue(changes, apply).await?;
         match answer.await {
             Ok(Ok(revision)) => Ok(revision),
             Ok(Err(err)) => Err(WriteError::Failed(err)),
