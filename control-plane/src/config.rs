@@ -97,6 +97,28 @@ pub struct Options {
         global = true
     )]
     pub log_format: LogFormat,
+    /// PEM certificate chain: serve TLS (gRPC, grpc-web and the dashboard) instead of plain text
+    #[arg(long, env = "PHAROS_TLS_CERT", requires = "tls_key", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "PHAROS_TLS_KEY", requires = "tls_cert", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: require every client to present a certificate they signed (mutual TLS)
+    #[arg(
+        long,
+        env = "PHAROS_TLS_CLIENT_CA",
+        requires = "tls_cert",
+        global = true
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Origins allowed to call the API from a browser page they serve (grpc-web CORS), such as https://ops.example.com; repeat or separate with commas
+    #[arg(
+        long = "cors-origin",
+        env = "PHAROS_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
 }
 
 /// The config file. Every field is optional; unknown fields are errors.
@@ -158,6 +180,10 @@ pub struct Settings {
     /// How often check results are written to the database.
     pub history_flush: Duration,
     pub web_root: Option<PathBuf>,
+    /// Serve TLS with these files; plain text when absent.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Origins allowed by CORS (none: same-origin only).
+    pub cors_origins: Vec<http::HeaderValue>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +194,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("--cors-origin {0:?}: not an origin; use the form https://host[:port]")]
+    CorsOrigin(String),
     #[error("{path}:{line}:{column}: {field}{message}")]
     Invalid {
         path: String,
@@ -280,8 +308,36 @@ impl Settings {
             },
             history_flush: Duration::from_secs(1),
             web_root: options.web_root.clone(),
+            tls: options
+                .tls_cert
+                .clone()
+                .zip(options.tls_key.clone())
+                .map(|(cert, key)| crate::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca: options.tls_client_ca.clone(),
+                }),
+            cors_origins: options
+                .cors_origins
+                .iter()
+                .map(|origin| cors_origin(origin))
+                .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// An origin as browsers send it: scheme, host and optional port, nothing else.
+fn cors_origin(origin: &str) -> Result<http::HeaderValue, ConfigError> {
+    let invalid = || ConfigError::CorsOrigin(origin.to_owned());
+    let uri: http::Uri = origin.parse().map_err(|_| invalid())?;
+    let plain_origin = matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.host().is_some()
+        && uri.path_and_query().is_none_or(|path| path.as_str() == "/")
+        && !origin.ends_with('/');
+    if !plain_origin {
+        return Err(invalid());
+    }
+    http::HeaderValue::from_str(origin).map_err(|_| invalid())
 }
 
 /// The parsed config file and its text (for locating later errors).

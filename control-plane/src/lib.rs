@@ -13,6 +13,7 @@ pub mod health;
 pub mod journal;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod watch;
 mod web;
 

@@ -16,7 +16,7 @@ use tower::ServiceBuilder;
 
 use crate::api::{CatalogApi, HealthApi, WatchApi};
 use crate::auth::{AccessPolicy, AuthLayer};
-use crate::catalog::CatalogSync;
+use crate::catalog::{CatalogSource, CatalogSync};
 use crate::config::Settings;
 use crate::health::engine::HealthEngine;
 use crate::health::history::{HistoryStore, HistoryWriter};
@@ -61,6 +61,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             settings.listen
         );
     }
+    let tls_acceptor = settings
+        .tls
+        .as_ref()
+        .map(crate::tls::TlsFiles::acceptor)
+        .transpose()?;
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (choose another with --listen)",
@@ -201,23 +206,41 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     ));
 
     let serving = CancellationToken::new();
+    // CORS answers browsers' preflight requests before access control sees them.
     let layers = ServiceBuilder::new()
+        .option_layer(web::cors_layer(&settings.cors_origins))
         .layer(web::GrpcWebOnlyLayer)
         .layer(AuthLayer::new(Arc::new(policy)))
         .into_inner();
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(20_000))
         .layer(layers)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
+        .add_routes(routes);
+    let server_task = match tls_acceptor {
+        Some(acceptor) => tokio::spawn(router.serve_with_incoming_shutdown(
+            crate::tls::incoming(listener, acceptor, serving.clone()),
+            serving.clone().cancelled_owned(),
+        )),
+        None => tokio::spawn(router.serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             serving.clone().cancelled_owned(),
+        )),
+    };
+    if settings.tls.is_some() && matches!(settings.catalog, CatalogSource::Embedded) {
+        tracing::warn!(
+            "the embedded demo catalog probes pharosd over plain text, so its own checks fail under TLS; pass a --catalog of your own"
         );
-    let server_task = tokio::spawn(server);
-    tracing::info!(%addr, catalog = %settings.catalog.name(), "pharosd listening");
+    }
+    tracing::info!(
+        %addr,
+        tls = settings.tls.is_some(),
+        mutual_tls = settings.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some()),
+        catalog = %settings.catalog.name(),
+        "pharosd listening"
+    );
 
     Ok(RunningServer {
         addr,

@@ -49,6 +49,32 @@ pub fn find_web_root(configured: Option<&Path>) -> Option<PathBuf> {
         .find(|dir| dir.join("index.html").is_file())
 }
 
+/// CORS for grpc-web pages served from other origins; `None` (same origin only) when no
+/// origin is allowed. Preflights are answered here; the gRPC status, message and the
+/// watch trailers are exposed so a browser client can read them.
+pub fn cors_layer(origins: &[http::HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use http::header::HeaderName;
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let exposed = [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        pharos_proto::RESUME_REVISION_TRAILER,
+        pharos_proto::RESYNC_TRAILER,
+    ];
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([http::Method::POST, http::Method::GET, http::Method::OPTIONS])
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers(exposed.map(HeaderName::from_static))
+            .max_age(std::time::Duration::from_secs(24 * 60 * 60)),
+    )
+}
+
 async fn landing() -> impl IntoResponse {
     Html(include_str!("landing.html"))
 }

@@ -26,6 +26,8 @@ pub struct PharosdBuilder {
     config: Option<PathBuf>,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    /// Ready once the log shows this line (instead of `GET /healthz` in plain text).
+    ready_log_line: Option<&'static str>,
 }
 
 impl PharosdBuilder {
@@ -58,6 +60,13 @@ impl PharosdBuilder {
 
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// For servers that do not answer plain-text HTTP (TLS): ready once a new log line
+    /// contains `line` rather than when `GET /healthz` answers.
+    pub fn ready_when_logged(mut self, line: &'static str) -> Self {
+        self.ready_log_line = Some(line);
         self
     }
 
@@ -213,6 +222,8 @@ impl Pharosd {
     async fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let addr = self.addr();
+        let ready_line = self.options.ready_log_line;
+        let logged_before = ready_line.map_or(0, |line| self.log_text().matches(line).count());
         loop {
             if let Some(status) = self.child_mut().try_wait()? {
                 bail!(
@@ -220,10 +231,17 @@ impl Pharosd {
                     self.log_tail()
                 );
             }
-            // Any failure (refused, reset, timeout) just means "not ready yet".
-            let probe =
-                tokio::time::timeout(Duration::from_secs(1), http_get(&addr, "/healthz")).await;
-            if let Ok(Ok(response)) = probe
+            if let Some(line) = ready_line {
+                if self.log_text().matches(line).count() > logged_before {
+                    return Ok(());
+                }
+            } else if let Ok(Ok(response)) =
+                // Any failure (refused, reset, timeout) just means "not ready yet".
+                tokio::time::timeout(
+                    Duration::from_secs(1),
+                    http_get(&addr, "/healthz"),
+                )
+                .await
                 && response.status == 200
             {
                 return Ok(());

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Parser;
 use pharos_control_plane::catalog::CatalogSource;
-use pharos_control_plane::config::Settings;
+use pharos_control_plane::config::{Cli, Settings};
 use pharos_control_plane::domain::{Event, Severity};
 use pharos_control_plane::journal::{Change, JournalEntry};
 use pharos_control_plane::server::{self, RunningServer};
-use pharos_control_plane::watch::WatchOptions;
 use pharos_e2e::TestPostgres;
 use pharos_proto::v1 as pb;
 use pharos_proto::v1::watch_service_client::WatchServiceClient;
@@ -64,23 +64,17 @@ impl Harness {
             Backend::Sqlite => None,
             Backend::Postgres => Some(TestPostgres::shared().unique_database("watch").unwrap()),
         };
-        let mut settings = Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().join("data"),
-            database_url,
-            catalog: CatalogSource::File(catalog_path.clone()),
-            tokens: Vec::new(),
-            watch: WatchOptions::default(),
-            ring_capacity: 1024,
-            journal_retention: 1_000_000,
-            compaction_interval: Duration::from_secs(3600),
-            catalog_poll_interval: Duration::from_millis(50),
-            shutdown_deadline: Duration::from_secs(4),
-            health: Default::default(),
-            retention: Default::default(),
-            history_flush: Duration::from_millis(100),
-            web_root: None,
-        };
+        // Every default as pharosd itself resolves it, then what the harness needs.
+        let cli = Cli::parse_from(["pharosd", "--listen", "127.0.0.1:0"]);
+        let mut settings = Settings::resolve(&cli.options).expect("default settings");
+        settings.data_dir = dir.path().join("data");
+        settings.database_url = database_url;
+        settings.catalog = CatalogSource::File(catalog_path.clone());
+        settings.ring_capacity = 1024;
+        settings.compaction_interval = Duration::from_secs(3600);
+        settings.catalog_poll_interval = Duration::from_millis(50);
+        settings.history_flush = Duration::from_millis(100);
+        settings.web_root = None;
         tweak(&mut settings);
         let server = server::start(settings.clone())
             .await
