@@ -60,6 +60,8 @@ pub struct AccessPolicy {
     tokens: HashMap<[u8; 32], Principal>,
     /// The role of callers without a token, if they are let in at all.
     anonymous: Option<Role>,
+    /// Verifies JSON Web Tokens, when configured.
+    jwt: Option<crate::jwt::JwtVerifier>,
 }
 
 pub fn hash_token(token: &str) -> String {
@@ -92,11 +94,23 @@ impl AccessPolicy {
         Ok(AccessPolicy {
             tokens: by_hash,
             anonymous,
+            jwt: None,
         })
     }
 
+    /// Also accepts JSON Web Tokens that `verifier` verifies. Anonymous callers are then
+    /// refused: with an identity provider configured, every caller is known.
+    pub fn with_jwt(mut self, verifier: Option<crate::jwt::JwtVerifier>) -> AccessPolicy {
+        if verifier.is_some() {
+            self.anonymous = None;
+        }
+        self.jwt = verifier;
+        self
+    }
+
+    /// Whether callers can authenticate at all (API tokens or JWTs).
     pub fn has_tokens(&self) -> bool {
-        !self.tokens.is_empty()
+        !self.tokens.is_empty() || self.jwt.is_some()
     }
 
     pub fn anonymous_role(&self) -> Option<Role> {
@@ -119,11 +133,19 @@ impl AccessPolicy {
                         "malformed authorization header: expected `Bearer <token>`",
                     )
                 })?;
-                let hash: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-                self.tokens
-                    .get(&hash)
-                    .cloned()
-                    .ok_or_else(|| Status::unauthenticated("unknown or revoked API token"))?
+                let token = token.trim();
+                match &self.jwt {
+                    // A JWT is three base64url parts, the first a JSON header ("eyJ").
+                    Some(jwt) if token.starts_with("eyJ") && token.matches('.').count() == 2 => {
+                        jwt.verify(token).map_err(Status::unauthenticated)?
+                    }
+                    _ => {
+                        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                        self.tokens.get(&hash).cloned().ok_or_else(|| {
+                            Status::unauthenticated("unknown or revoked API token")
+                        })?
+                    }
+                }
             }
             None => match self.anonymous {
                 Some(role) => Principal {

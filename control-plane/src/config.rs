@@ -132,6 +132,8 @@ pub struct ConfigFile {
     pub catalog_poll_interval: Option<String>,
     #[serde(default)]
     pub health: HealthFile,
+    /// JSON Web Tokens from an identity provider, besides the static `tokens`.
+    pub jwt: Option<crate::jwt::JwtConfig>,
 }
 
 /// `health:` in the config file.
@@ -184,6 +186,8 @@ pub struct Settings {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Origins allowed by CORS (none: same-origin only).
     pub cors_origins: Vec<http::HeaderValue>,
+    /// Verifies JWTs, when the config file has `jwt:`.
+    pub jwt: Option<crate::jwt::JwtVerifier>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +197,12 @@ pub enum ConfigError {
         path: String,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Jwt {
+        path: String,
+        #[source]
+        source: crate::jwt::JwtSetupError,
     },
     #[error("--cors-origin {0:?}: not an origin; use the form https://host[:port]")]
     CorsOrigin(String),
@@ -322,6 +332,15 @@ impl Settings {
                 .iter()
                 .map(|origin| cors_origin(origin))
                 .collect::<Result<_, _>>()?,
+            jwt: file
+                .jwt
+                .as_ref()
+                .map(crate::jwt::JwtVerifier::new)
+                .transpose()
+                .map_err(|source| ConfigError::Jwt {
+                    path: config_path.display().to_string(),
+                    source,
+                })?,
         })
     }
 }

@@ -54,10 +54,11 @@ pub struct RunningServer {
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let loopback = settings.listen.ip().is_loopback();
     let policy = AccessPolicy::new(&settings.tokens, loopback)
-        .context("invalid API tokens in the config file")?;
+        .context("invalid API tokens in the config file")?
+        .with_jwt(settings.jwt.clone());
     if !loopback && !policy.has_tokens() {
         anyhow::bail!(
-            "refusing to listen on {} without API tokens: add `tokens` to the --config file (see `pharosd hash-token`) or listen on a loopback address",
+            "refusing to listen on {} without API tokens: add `tokens` or `jwt` to the --config file (see `pharosd hash-token`) or listen on a loopback address",
             settings.listen
         );
     }

@@ -181,3 +181,93 @@ async fn the_cli_without_a_token_exits_4_with_one_line() {
         "pharos: this server requires an API token: send `authorization: Bearer <token>` (pharos: --token or PHAROS_TOKEN)\n"
     );
 }
+
+/// A JWT signed with `key` (ES256) for `sub` with `claims` added.
+fn es256_jwt(key: &rcgen::KeyPair, sub: &str, claims: serde_json::Value) -> String {
+    let mut body = serde_json::json!({
+        "sub": sub,
+        "iss": "https://id.example",
+        "exp": chrono::Utc::now().timestamp() + 600,
+    });
+    body.as_object_mut()
+        .unwrap()
+        .extend(claims.as_object().unwrap().clone());
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &body,
+        &jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn jwts_from_an_identity_provider_carry_the_role() {
+    let files = CatalogFile::demo().unwrap();
+    let idp = rcgen::KeyPair::generate().unwrap();
+    let public_key = files.dir().join("idp.pub.pem");
+    std::fs::write(&public_key, idp.public_key_pem()).unwrap();
+    let config = files.dir().join("pharosd.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "jwt:\n  public_key_file: {}\n  issuer: https://id.example\n",
+            public_key.display()
+        ),
+    )
+    .unwrap();
+    let server = Pharosd::builder()
+        .catalog(files.path())
+        .config(&config)
+        .spawn()
+        .await
+        .unwrap();
+    let client = catalog_client(&server.url()).await.unwrap();
+    let call = |token: Option<String>| {
+        let mut client = client.clone();
+        async move {
+            let request = match token {
+                Some(token) => with_token(pb::GetOverviewRequest::default(), &token),
+                None => tonic::Request::new(pb::GetOverviewRequest::default()),
+            };
+            client.get_overview(request).await
+        }
+    };
+
+    let viewer = es256_jwt(&idp, "ana", serde_json::json!({"role": "viewer"}));
+    let overview = call(Some(viewer.clone())).await.unwrap().into_inner();
+    assert_eq!(overview.projects, 1);
+
+    // With an identity provider configured, nobody is anonymous, even on loopback.
+    let anonymous = call(None).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+
+    let expired = es256_jwt(
+        &idp,
+        "ana",
+        serde_json::json!({"role": "viewer", "exp": 1_000_000}),
+    );
+    let err = call(Some(expired)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.message(), "the JWT has expired");
+
+    let other_idp = rcgen::KeyPair::generate().unwrap();
+    let forged = es256_jwt(&other_idp, "mallory", serde_json::json!({"role": "admin"}));
+    let err = call(Some(forged)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("signature"), "{}", err.message());
+
+    // A viewer may not send heartbeats (operator), and is told so.
+    let mut health = pb::health_service_client::HealthServiceClient::connect(server.url())
+        .await
+        .unwrap();
+    let err = health
+        .heartbeat(with_token(pb::HeartbeatRequest::default(), &viewer))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("\"ana\" has viewer"),
+        "{}",
+        err.message()
+    );
+}
