@@ -62,6 +62,8 @@ pub struct AccessPolicy {
     anonymous: Option<Role>,
     /// Verifies JSON Web Tokens, when configured.
     jwt: Option<crate::jwt::JwtVerifier>,
+    /// Calls per second per caller, when limited.
+    limiter: Option<crate::ratelimit::RateLimiter>,
 }
 
 pub fn hash_token(token: &str) -> String {
@@ -95,6 +97,7 @@ impl AccessPolicy {
             tokens: by_hash,
             anonymous,
             jwt: None,
+            limiter: None,
         })
     }
 
@@ -106,6 +109,31 @@ impl AccessPolicy {
         }
         self.jwt = verifier;
         self
+    }
+
+    /// Limits every caller's calls per second (each Watch stream counts as one call).
+    pub fn with_rate_limit(mut self, limiter: Option<crate::ratelimit::RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Admits a call by an authorized caller, or refuses it with RESOURCE_EXHAUSTED.
+    /// Anonymous callers are told apart by their address.
+    fn admit(&self, principal: &Principal, peer: Option<std::net::IpAddr>) -> Result<(), Status> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let anonymous;
+        let caller = match peer {
+            Some(ip) if principal.name == "anonymous" => {
+                anonymous = format!("anonymous@{ip}");
+                &anonymous
+            }
+            _ => &principal.name,
+        };
+        limiter
+            .check(caller, std::time::Instant::now())
+            .map_err(|wait| limiter.refusal(caller, wait))
     }
 
     /// Whether callers can authenticate at all (API tokens or JWTs).
@@ -242,7 +270,16 @@ where
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok());
-        match self.policy.authorize(request.uri().path(), authorization) {
+        let decision = self
+            .policy
+            .authorize(request.uri().path(), authorization)
+            .and_then(|principal| {
+                if let Some(principal) = &principal {
+                    self.policy.admit(principal, peer_ip(&request))?;
+                }
+                Ok(principal)
+            });
+        match decision {
             Ok(principal) => {
                 if let Some(principal) = principal {
                     request.extensions_mut().insert(principal);
@@ -254,6 +291,21 @@ where
             }
         }
     }
+}
+
+/// The caller's address, over plain TCP or TLS.
+fn peer_ip<B>(request: &http::Request<B>) -> Option<std::net::IpAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .map(TlsConnectInfo::get_ref)
+        })
+        .and_then(TcpConnectInfo::remote_addr)
+        .map(|addr| addr.ip())
 }
 
 #[cfg(test)]

@@ -134,6 +134,8 @@ pub struct ConfigFile {
     pub health: HealthFile,
     /// JSON Web Tokens from an identity provider, besides the static `tokens`.
     pub jwt: Option<crate::jwt::JwtConfig>,
+    /// Calls per second per caller.
+    pub limits: Option<crate::ratelimit::RateLimitConfig>,
 }
 
 /// `health:` in the config file.
@@ -188,6 +190,8 @@ pub struct Settings {
     pub cors_origins: Vec<http::HeaderValue>,
     /// Verifies JWTs, when the config file has `jwt:`.
     pub jwt: Option<crate::jwt::JwtVerifier>,
+    /// Limits calls per caller, when the config file has `limits:`.
+    pub rate_limit: Option<crate::ratelimit::RateLimitConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -341,6 +345,22 @@ impl Settings {
                     path: config_path.display().to_string(),
                     source,
                 })?,
+            rate_limit: match file.limits {
+                Some(limits) => {
+                    crate::ratelimit::RateLimiter::new(&limits).map_err(|message| {
+                        let location = index.locate("limits.calls_per_second");
+                        ConfigError::Invalid {
+                            path: config_path.display().to_string(),
+                            line: location.map_or(1, |l| l.line),
+                            column: location.map_or(1, |l| l.column),
+                            field: String::new(),
+                            message,
+                        }
+                    })?;
+                    Some(limits)
+                }
+                None => None,
+            },
         })
     }
 }

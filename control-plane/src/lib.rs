@@ -12,6 +12,7 @@ pub mod domain;
 pub mod health;
 pub mod journal;
 pub mod jwt;
+pub mod ratelimit;
 pub mod server;
 pub mod storage;
 pub mod tls;

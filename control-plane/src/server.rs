@@ -55,7 +55,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let loopback = settings.listen.ip().is_loopback();
     let policy = AccessPolicy::new(&settings.tokens, loopback)
         .context("invalid API tokens in the config file")?
-        .with_jwt(settings.jwt.clone());
+        .with_jwt(settings.jwt.clone())
+        .with_rate_limit(
+            settings
+                .rate_limit
+                .as_ref()
+                .map(crate::ratelimit::RateLimiter::new)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+        );
     if !loopback && !policy.has_tokens() {
         anyhow::bail!(
             "refusing to listen on {} without API tokens: add `tokens` or `jwt` to the --config file (see `pharosd hash-token`) or listen on a loopback address",

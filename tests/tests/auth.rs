@@ -271,3 +271,51 @@ async fn jwts_from_an_identity_provider_carry_the_role() {
         err.message()
     );
 }
+
+#[tokio::test]
+async fn calls_over_the_rate_limit_are_refused_with_the_wait() {
+    let files = CatalogFile::demo().unwrap();
+    let config = files.dir().join("pharosd.yaml");
+    let hash = hash_token(VIEWER_TOKEN).await;
+    std::fs::write(
+        &config,
+        format!(
+            "tokens:\n  - name: ci-viewer\n    role: viewer\n    sha256: {hash}\nlimits:\n  calls_per_second: 5\n  burst: 5\n"
+        ),
+    )
+    .unwrap();
+    let server = Pharosd::builder()
+        .catalog(files.path())
+        .config(&config)
+        .spawn()
+        .await
+        .unwrap();
+    let mut client = catalog_client(&server.url()).await.unwrap();
+    let started = std::time::Instant::now();
+    let (mut admitted, mut refused) = (0u32, Vec::new());
+    for _ in 0..30 {
+        match client
+            .get_overview(with_token(pb::GetOverviewRequest::default(), VIEWER_TOKEN))
+            .await
+        {
+            Ok(_) => admitted += 1,
+            Err(status) => refused.push(status),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // The burst, plus what the sustained rate allowed while the calls ran.
+    let allowed = 5 + (elapsed * 5.0).ceil() as u32;
+    assert!(
+        (5..=allowed).contains(&admitted),
+        "{admitted} admitted in {elapsed:.2} s"
+    );
+    let first = refused.first().expect("calls beyond the burst are refused");
+    assert_eq!(first.code(), Code::ResourceExhausted);
+    assert!(
+        first
+            .message()
+            .starts_with("rate limit of 5 calls/s for \"ci-viewer\" exceeded; retry in "),
+        "{}",
+        first.message()
+    );
+}
