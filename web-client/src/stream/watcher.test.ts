@@ -126,6 +126,8 @@ describe("resume", () => {
     expect(watcher.store.feed.map((e) => e.event.id)).toEqual(["e14", "e12"]);
     // The store kept its objects across the reconnect: no snapshot, no clear.
     expect(watcher.status.resyncs).toBe(0);
+    // The applied revisions have no repeat and no gap across the reconnect.
+    expect(watcher.appliedRevisions()).toEqual({ snapshot: 10n, total: 4, revisions: [11n, 12n, 13n, 14n] });
   });
 
   it("honours an earlier pharos-resume-revision after RESOURCE_EXHAUSTED", async () => {

@@ -212,7 +212,7 @@ function DeploymentCard({
   const health = deploymentHealth(store, deployment.id);
   const info = statusInfo(status);
   return (
-    <li class={`card tone-border-${info.tone}`}>
+    <li class={`card tone-border-${info.tone}`} data-deployment={deployment.id} data-status={info.tone}>
       <div class="card-head">
         <h3>
           <a href={`#/projects/${encodeURIComponent(deployment.projectId)}`}>

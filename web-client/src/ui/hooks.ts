@@ -115,13 +115,19 @@ export function useRoute(): Route {
   return route;
 }
 
-/** True while the tab is visible. */
-export function useVisible(): boolean {
-  const [visible, setVisible] = useState(() => document.visibilityState !== "hidden");
+/** The mark the budgets bench reads: the first paint with the stream's data on screen. */
+export const FIRST_LIVE_MARK = "pharos:first-live-data";
+
+/**
+ * Sets FIRST_LIVE_MARK (Performance API) once per page load, in the first frame after the
+ * stream's snapshot was rendered.
+ */
+export function useFirstLiveMark(ready: boolean): void {
   useEffect(() => {
-    const onChange = () => setVisible(document.visibilityState !== "hidden");
-    document.addEventListener("visibilitychange", onChange);
-    return () => document.removeEventListener("visibilitychange", onChange);
-  }, []);
-  return visible;
+    if (!ready || performance.getEntriesByName(FIRST_LIVE_MARK).length > 0) return;
+    // Effects run after the render was committed; the next frame has painted it.
+    requestAnimationFrame(() => {
+      if (performance.getEntriesByName(FIRST_LIVE_MARK).length === 0) performance.mark(FIRST_LIVE_MARK);
+    });
+  }, [ready]);
 }
