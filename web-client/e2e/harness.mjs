@@ -129,8 +129,9 @@ export function writeAtomic(file, text) {
 
 /** pharosd from target/debug, serving web-client/dist, on a free loopback port. */
 export class Pharosd {
-  constructor(dir, { catalog, port, extraArgs = [] }) {
+  constructor(dir, { catalog, port, webRoot = WEB_ROOT, extraArgs = [] }) {
     this.dir = dir;
+    this.webRoot = webRoot;
     this.catalog = catalog;
     this.port = port;
     this.extraArgs = extraArgs;
@@ -160,7 +161,7 @@ export class Pharosd {
         "--listen", `127.0.0.1:${this.port}`,
         "--data-dir", this.dataDir,
         "--catalog", this.catalog,
-        "--web-root", WEB_ROOT,
+        "--web-root", this.webRoot,
         ...this.extraArgs,
       ],
       { stdio: ["ignore", log, log], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },

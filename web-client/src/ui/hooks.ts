@@ -37,6 +37,9 @@ export function useWatch(source: WatchSource, spec: WatchSpec): WatchHandle {
   useEffect(() => {
     let frame: number | null = null;
     const unsubscribe = watcher.subscribe(() => {
+      if (watcher.status.ready && performance.getEntriesByName(SNAPSHOT_MARK).length === 0) {
+        performance.mark(SNAPSHOT_MARK);
+      }
       if (frame !== null) return;
       frame = requestAnimationFrame(() => {
         frame = null;
@@ -117,6 +120,8 @@ export function useRoute(): Route {
 
 /** The mark the budgets bench reads: the first paint with the stream's data on screen. */
 export const FIRST_LIVE_MARK = "pharos:first-live-data";
+/** When the first snapshot was complete in the store (before it was rendered). */
+export const SNAPSHOT_MARK = "pharos:snapshot-complete";
 
 /**
  * Sets FIRST_LIVE_MARK (Performance API) once per page load, in the first frame after the
