@@ -83,17 +83,17 @@ function bundleSize() {
 }
 
 // The load ---------------------------------------------------------------------------------
-function catalog() {
+function catalog(count) {
   const lines = ["environments:"];
   for (const env of ENVIRONMENTS) lines.push(`  - id: ${env}`, `    name: ${env}`);
   lines.push("projects:");
   const perEnv = ENVIRONMENTS.length;
-  const projects = Math.ceil(DEPLOYMENTS / perEnv);
+  const projects = Math.ceil(count / perEnv);
   const checkIds = [];
   for (let p = 0; p < projects; p++) {
     const id = `svc-${String(p).padStart(4, "0")}`;
     lines.push(`  - id: ${id}`, `    name: Service ${p}`, "    type: service", "    deployments:");
-    for (let e = 0; e < perEnv && checkIds.length < DEPLOYMENTS; e++) {
+    for (let e = 0; e < perEnv && checkIds.length < count; e++) {
       lines.push(
         `      - environment: ${ENVIRONMENTS[e]}`,
         "        checks:",
@@ -213,13 +213,15 @@ async function recordFrames(page, seconds) {
   });
 }
 
-async function main() {
-  bundleSize();
-
+/**
+ * A pharosd with `count` heartbeat deployments, its web root a copy of dist/ plus the two
+ * peers written from the rendered system page.
+ */
+async function setUp(browser, count) {
   const dir = tempDir("pharos-bench-web-");
   const web = path.join(dir, "web");
   cpSync(WEB_ROOT, web, { recursive: true });
-  const { yaml, checkIds } = catalog();
+  const { yaml, checkIds } = catalog(count);
   const catalogPath = path.join(dir, "catalog.yaml");
   writeAtomic(catalogPath, yaml);
   const configPath = path.join(dir, "pharos.yaml");
@@ -239,90 +241,94 @@ async function main() {
   );
   const pharosd = await Pharosd.start(dir, { catalog: catalogPath, webRoot: web, extraArgs: ["--config", configPath] });
   const server = pharosd.url;
-  console.log(`\npharosd ${BIN_DIR}/pharosd on ${server}: ${DEPLOYMENTS} deployments, one heartbeat check each`);
+  console.log(`\npharosd ${BIN_DIR}/pharosd on ${server}: ${count} deployments, one heartbeat check each`);
   // Every check has had its grace period and is unhealthy: the start-up burst is over.
   await new Promise((r) => setTimeout(r, 2500));
 
-  const browser = await launchChromium();
-  const newContext = async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    await context.addInitScript((token) => sessionStorage.setItem("pharos.token", token), TOKEN);
-    return context;
-  };
-
   // The static peer: the rendered system page, scripts removed, as a plain HTML file.
-  {
-    const context = await newContext();
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await page.goto(`${server}/#/`);
+  await waitFor(async () => (await streamState(page))?.ready, { timeoutMs: 30_000, what: "the system page" });
+  await page.locator("li[data-deployment]").nth(count - 1).waitFor({ timeout: 30_000 });
+  let html = await page.evaluate(() => document.documentElement.outerHTML);
+  html = html.replace(/<script\b[^>]*>[\s\S]*?<\/script>/g, "").replace(/<link[^>]*rel="modulepreload"[^>]*>/g, "");
+  const mark = `<script>requestAnimationFrame(() => performance.mark(${JSON.stringify(PEER_MARK)}));</script>`;
+  writeFileSync(path.join(web, "peer-static.html"), `<!doctype html>\n${html.replace("</body>", `${mark}</body>`)}`);
+  // The churn peer: the same document, with a plain script flipping tiles at RATE/s.
+  const churn = `<script>(() => {
+    const tiles = [...document.querySelectorAll("li[data-deployment]")];
+    let i = 0; const start = performance.now(); let done = 0;
+    setInterval(() => {
+      const due = Math.floor((performance.now() - start) / 1000 * ${RATE});
+      for (; done < due; done++) {
+        const li = tiles[i++ % tiles.length];
+        const bad = li.dataset.status !== "bad";
+        li.dataset.status = bad ? "bad" : "ok";
+        li.className = "card tone-border-" + (bad ? "bad" : "ok");
+        const badge = li.querySelector(".card-head .badge");
+        if (badge) { badge.className = "badge tone-" + (bad ? "bad" : "ok"); badge.lastChild.textContent = bad ? "Unhealthy" : "Healthy"; }
+      }
+    }, 10);
+  })();</script>`;
+  writeFileSync(path.join(web, "peer-churn.html"), `<!doctype html>\n${html.replace("</body>", `${churn}</body>`)}`);
+  await context.close();
+  return { server, checkIds, staticBytes: Buffer.byteLength(html) };
+}
+
+async function newContext(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.addInitScript((token) => sessionStorage.setItem("pharos.token", token), TOKEN);
+  return context;
+}
+
+/** Navigation start to `mark`, over LOADS loads, each in a fresh context (cold cache). */
+async function measureLoad(browser, url, mark) {
+  const times = [];
+  for (let i = 0; i < LOADS; i++) {
+    const context = await newContext(browser);
     const page = await context.newPage();
-    await page.goto(`${server}/#/`);
-    await waitFor(async () => (await streamState(page))?.ready, { timeoutMs: 30_000, what: "the system page" });
-    await page.locator("li[data-deployment]").nth(DEPLOYMENTS - 1).waitFor({ timeout: 30_000 });
-    let html = await page.evaluate(() => document.documentElement.outerHTML);
-    html = html.replace(/<script\b[^>]*>[\s\S]*?<\/script>/g, "").replace(/<link[^>]*rel="modulepreload"[^>]*>/g, "");
-    const mark = `<script>requestAnimationFrame(() => performance.mark(${JSON.stringify(PEER_MARK)}));</script>`;
-    writeFileSync(path.join(web, "peer-static.html"), `<!doctype html>\n${html.replace("</body>", `${mark}</body>`)}`);
-    // The churn peer: the same document, with a plain script flipping tiles at RATE/s.
-    const churn = `<script>(() => {
-      const tiles = [...document.querySelectorAll("li[data-deployment]")];
-      let i = 0; const start = performance.now(); let done = 0;
-      setInterval(() => {
-        const due = Math.floor((performance.now() - start) / 1000 * ${RATE});
-        for (; done < due; done++) {
-          const li = tiles[i++ % tiles.length];
-          const bad = li.dataset.status !== "bad";
-          li.dataset.status = bad ? "bad" : "ok";
-          li.className = "card tone-border-" + (bad ? "bad" : "ok");
-          const badge = li.querySelector(".card-head .badge");
-          if (badge) { badge.className = "badge tone-" + (bad ? "bad" : "ok"); badge.lastChild.textContent = bad ? "Unhealthy" : "Healthy"; }
-        }
-      }, 10);
-    })();</script>`;
-    writeFileSync(path.join(web, "peer-churn.html"), `<!doctype html>\n${html.replace("</body>", `${churn}</body>`)}`);
-    results.staticPeerBytes = Buffer.byteLength(html);
+    await page.goto(url);
+    await page.waitForFunction((m) => performance.getEntriesByName(m).length > 0, mark, { timeout: 30_000 });
+    times.push(await page.evaluate((m) => performance.getEntriesByName(m)[0].startTime, mark));
     await context.close();
   }
+  return summary(times);
+}
 
-  // 2. First live data after navigation ------------------------------------------------------
-  console.log(`\n== First data on screen after navigation (${LOADS} loads each, fresh browser context, loopback)`);
-  const measureLoad = async (url, mark) => {
-    const times = [];
-    let bytes = 0;
-    for (let i = 0; i < LOADS; i++) {
-      const context = await newContext();
-      const page = await context.newPage();
-      await page.goto(url);
-      await page.waitForFunction((m) => performance.getEntriesByName(m).length > 0, mark, { timeout: 30_000 });
-      const t = await page.evaluate((m) => {
-        const entries = performance.getEntriesByType("resource");
-        return {
-          at: performance.getEntriesByName(m)[0].startTime,
-          bytes: entries.reduce((n, e) => n + (e.encodedBodySize || 0), 0),
-        };
-      }, mark);
-      times.push(t.at);
-      bytes = t.bytes;
-      await context.close();
-    }
-    return { ...summary(times), resourceBytes: bytes };
-  };
-  const pages = [
+async function loadBench(browser, setup, count) {
+  const { server } = setup;
+  console.log(`\n== First data on screen after navigation, ${count} deployments (${LOADS} loads each, fresh browser context, loopback)`);
+  const rows = [];
+  for (const p of [
     { name: "system (#/)", url: `${server}/#/` },
     { name: "projects (#/projects)", url: `${server}/#/projects` },
-  ];
-  results.firstLiveData = [];
-  for (const p of pages) {
-    const m = await measureLoad(p.url, FIRST_LIVE_MARK);
-    results.firstLiveData.push({ page: p.name, ...m });
-    console.log(`  pharos ${p.name.padEnd(24)} p50 ${f1(m.p50)} ms  max ${f1(m.max)} ms  (budget 500 ms: ${m.max < 500 ? "met" : "MISSED"})`);
+  ]) {
+    const m = await measureLoad(browser, p.url, FIRST_LIVE_MARK);
+    rows.push({ page: p.name, ...m });
+    console.log(`  pharos ${p.name.padEnd(24)} p50 ${f1(m.p50).padStart(7)} ms  max ${f1(m.max).padStart(7)} ms  (budget 500 ms: ${m.max < 500 ? "met" : "MISSED"})`);
   }
-  const peer = await measureLoad(`${server}/peer-static.html`, PEER_MARK);
-  results.firstLiveDataPeer = peer;
-  console.log(`  peer: static HTML of the same system page (${(results.staticPeerBytes / 1024).toFixed(0)} KiB, no JS)  p50 ${f1(peer.p50)} ms  max ${f1(peer.max)} ms`);
-  console.log(`  ratio system page / peer (p50): ${ratio(results.firstLiveData[0].p50, peer.p50)}`);
+  const peer = await measureLoad(browser, `${server}/peer-static.html`, PEER_MARK);
+  console.log(`  peer: static HTML of the same system page (${(setup.staticBytes / 1024).toFixed(0)} KiB, no JS)  p50 ${f1(peer.p50)} ms  max ${f1(peer.max)} ms`);
+  console.log(`  ratio system page / peer (p50): ${ratio(rows[0].p50, peer.p50)}`);
+  return { deployments: count, pages: rows, peer, peerBytes: setup.staticBytes };
+}
+
+async function main() {
+  bundleSize();
+  const browser = await launchChromium();
+
+  // 2. First live data after navigation: a small catalog and the large one.
+  const small = await setUp(browser, 12);
+  results.firstLiveData = [await loadBench(browser, small, 12)];
+  const big = await setUp(browser, DEPLOYMENTS);
+  results.firstLiveData.push(await loadBench(browser, big, DEPLOYMENTS));
+  const server = big.server;
+  const checkIds = big.checkIds;
 
   // 3. Frame times under load --------------------------------------------------------------
   console.log(`\n== Frame times: ${DEPLOYMENTS} deployments, ${RATE} check flips/s for ${SECONDS} s (requestAnimationFrame deltas)`);
-  const context = await newContext();
+  const context = await newContext(browser);
   const page = await context.newPage();
   await page.goto(`${server}/#/`);
   await waitFor(async () => (await streamState(page))?.state === "live", { timeoutMs: 30_000, what: "a live system page" });
@@ -366,7 +372,7 @@ async function main() {
   await context.close();
 
   // Peer: the static copy with a plain script flipping RATE tiles per second.
-  const peerContext = await newContext();
+  const peerContext = await newContext(browser);
   const peerPage = await peerContext.newPage();
   await peerPage.goto(`${server}/peer-churn.html`);
   await peerPage.waitForLoadState("load");
