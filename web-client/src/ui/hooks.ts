@@ -1,7 +1,7 @@
 // Preact hooks binding the framework-free stream module and the RPC clients to views.
 
 import { ConnectError } from "@connectrpc/connect";
-import { useEffect, useMemo, useReducer, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "preact/hooks";
 import { currentAuthProblem, onAuthChange, token } from "../api/client";
 import { Watcher, type WatchSource, type WatchSpec, type WatchStatus } from "../stream";
 import { parseRoute, type Route } from "./route";
@@ -34,7 +34,9 @@ export function useWatch(source: WatchSource, spec: WatchSpec): WatchHandle {
   const key = JSON.stringify(spec);
   const watcher = useMemo(() => new Watcher(source, spec), [source, key]);
   const [, bump] = useReducer((n: number) => n + 1, 0);
-  useEffect(() => {
+  // A layout effect runs right after the first render is committed: the stream opens
+  // without waiting for the first paint (a plain effect waits a frame or more).
+  useLayoutEffect(() => {
     let frame: number | null = null;
     const unsubscribe = watcher.subscribe(() => {
       if (watcher.status.ready && performance.getEntriesByName(SNAPSHOT_MARK).length === 0) {
@@ -124,15 +126,16 @@ export const FIRST_LIVE_MARK = "pharos:first-live-data";
 export const SNAPSHOT_MARK = "pharos:snapshot-complete";
 
 /**
- * Sets FIRST_LIVE_MARK (Performance API) once per page load, in the first frame after the
- * stream's snapshot was rendered.
+ * Sets FIRST_LIVE_MARK (Performance API) once per page load, at the start of the frame after
+ * the one that painted the stream's snapshot.
  */
 export function useFirstLiveMark(ready: boolean): void {
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!ready || performance.getEntriesByName(FIRST_LIVE_MARK).length > 0) return;
-    // Effects run after the render was committed; the next frame has painted it.
-    requestAnimationFrame(() => {
+    // The render with the data was just committed to the DOM. The next animation frame
+    // callback runs before that frame is painted; the one after it, once it was.
+    requestAnimationFrame(() => requestAnimationFrame(() => {
       if (performance.getEntriesByName(FIRST_LIVE_MARK).length === 0) performance.mark(FIRST_LIVE_MARK);
-    });
+    }));
   }, [ready]);
 }
