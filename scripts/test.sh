@@ -33,6 +33,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build --bins"
 cargo build --workspace --bins
 
+# The dashboard end to end: the bundle built above, served by target/debug/pharosd on a
+# free loopback port, in Debian's Chromium (playwright-core) against real HTTP targets.
+# Screenshots go to target/e2e-screenshots/.
+step "web-client: end-to-end tests (Chromium)"
+(cd web-client && npm run e2e --silent)
+
 if cargo nextest --version >/dev/null 2>&1; then
   profile=default
   [[ "${CI:-}" == true ]] && profile=ci

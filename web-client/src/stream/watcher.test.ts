@@ -126,6 +126,8 @@ describe("resume", () => {
     expect(watcher.store.feed.map((e) => e.event.id)).toEqual(["e14", "e12"]);
     // The store kept its objects across the reconnect: no snapshot, no clear.
     expect(watcher.status.resyncs).toBe(0);
+    // The applied revisions have no repeat and no gap across the reconnect.
+    expect(watcher.appliedRevisions()).toEqual({ snapshot: 10n, total: 4, revisions: [11n, 12n, 13n, 14n] });
   });
 
   it("honours an earlier pharos-resume-revision after RESOURCE_EXHAUSTED", async () => {
@@ -232,6 +234,16 @@ describe("resync", () => {
     // Revision 4 is below the old position (11): the new snapshot reset it.
     expect(watcher.status.lastRevision).toBe(4n);
     expect(watcher.store.keys()).toEqual(["catalog/project/fresh", "catalog/project/next"]);
+    // The log of applied revisions starts over with the new snapshot.
+    expect(watcher.appliedRevisions()).toEqual({ snapshot: 3n, total: 1, revisions: [4n] });
+  });
+
+  it("keeps the last revisionLog applied revisions and counts them all", async () => {
+    const { fake, watcher } = setup({ revisionLog: 2 });
+    fake.open((s) => s.push(snapshotComplete(5n), upsertProject("a", 6n), upsertProject("b", 7n), upsertProject("c", 8n)));
+    watcher.start();
+    await settle();
+    expect(watcher.appliedRevisions()).toEqual({ snapshot: 5n, total: 3, revisions: [7n, 8n] });
   });
 
   it("backs off when even a fresh subscription is out of range", async () => {

@@ -96,6 +96,8 @@ export interface WatcherOptions {
    * 0 disables the watchdog.
    */
   idleTimeoutMs?: number;
+  /** How many applied revisions appliedRevisions() keeps, newest last (default 512). */
+  revisionLog?: number;
 }
 
 export const RESUME_TRAILER = "pharos-resume-revision";
@@ -130,6 +132,13 @@ export class Watcher {
   private lastUpdate: number | null = null;
   private resyncs = 0;
   private duplicatesDropped = 0;
+  private readonly revisionLogLimit: number;
+  /** Revisions of the live changes applied since the last snapshot, oldest first. */
+  private revisionLog: bigint[] = [];
+  /** How many live changes were applied since the last snapshot (the log keeps the last). */
+  private appliedSinceSnapshot = 0;
+  /** The revision of the last snapshot_complete; live changes follow it. */
+  private snapshotRevision = 0n;
   private cached: WatchStatus | null = null;
 
   constructor(
@@ -145,6 +154,7 @@ export class Watcher {
       options.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
     this.unreachableAfter = options.unreachableAfter ?? 4;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
+    this.revisionLogLimit = options.revisionLog ?? 512;
   }
 
   /** Opens the stream (once; later calls do nothing while running). */
@@ -180,6 +190,15 @@ export class Watcher {
     if (!waiting) return;
     this.cancelTimers();
     void this.connect();
+  }
+
+  /**
+   * The revisions of the live changes applied since the last snapshot, oldest first (at
+   * most the last `revisionLog`), with the snapshot's revision and the total count: lets
+   * an end-to-end test compare what the page applied with the server's journal.
+   */
+  appliedRevisions(): { snapshot: bigint; total: number; revisions: readonly bigint[] } {
+    return { snapshot: this.snapshotRevision, total: this.appliedSinceSnapshot, revisions: this.revisionLog };
   }
 
   /** Calls `listener` after every change of the store or of the status. */
@@ -296,6 +315,9 @@ export class Watcher {
         }
         this.store.apply(change);
         this.lastRevision = change.revision;
+        this.revisionLog.push(change.revision);
+        if (this.revisionLog.length > this.revisionLogLimit) this.revisionLog.shift();
+        this.appliedSinceSnapshot++;
         break;
       }
       case "snapshotComplete":
@@ -305,6 +327,9 @@ export class Watcher {
         this.ready = true;
         this.attempt = 0;
         if (m.value.revision > this.lastRevision) this.lastRevision = m.value.revision;
+        this.snapshotRevision = m.value.revision;
+        this.revisionLog = [];
+        this.appliedSinceSnapshot = 0;
         this.state = { kind: "live" };
         break;
       case "progress":

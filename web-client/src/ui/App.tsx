@@ -1,14 +1,17 @@
 import { watchSource } from "../api/client";
 import { WatchTopic } from "../gen/pharos/v1/watch_pb";
 import type { WatchSpec } from "../stream";
-import { StreamNotice } from "./common";
+import { StreamNotice, StreamState } from "./common";
 import { Header } from "./Header";
-import { useNow, useRoute, useWatch, type Route } from "./hooks";
+import { useFirstLiveMark, useNow, useRoute, useWatch, type Route } from "./hooks";
 import { ProjectPage } from "./ProjectPage";
 import { ProjectsPage } from "./ProjectsPage";
 import { SystemPage } from "./SystemPage";
 
-/** What each page watches: one stream per page, with every topic the page shows. */
+/**
+ * What each page watches: one stream per page, with every topic the page shows. A new
+ * page adds its route in route.ts, its topics here and its component below.
+ */
 function specFor(route: Route): WatchSpec {
   switch (route.page) {
     case "system":
@@ -27,6 +30,7 @@ export function App() {
   const watch = useWatch(watchSource, specFor(route));
   const now = useNow(1000);
   const status = watch.status;
+  useFirstLiveMark(status.ready);
   return (
     <>
       <a class="skip" href="#main" onClick={(e) => {
@@ -37,6 +41,7 @@ export function App() {
       </a>
       <Header route={route} status={status} now={now} />
       <main id="main" tabIndex={-1}>
+        <StreamState watch={watch} />
         <StreamNotice status={status} now={now} onRetry={() => watch.watcher.retryNow()} />
         {route.page === "system" ? (
           <SystemPage watch={watch} now={now} />

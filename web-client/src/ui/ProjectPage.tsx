@@ -1,5 +1,4 @@
 import { Code } from "@connectrpc/connect";
-import { useEffect, useState } from "preact/hooks";
 import { health } from "../api/client";
 import type { CheckHealthDetail, DeploymentHealthDetail, UptimeWindow } from "../gen/pharos/v1/health_pb";
 import type { Deployment, PortAllocation } from "../gen/pharos/v1/catalog_pb";
@@ -13,32 +12,24 @@ import {
   portTypeLabel,
   tsMs,
 } from "./format";
-import { useAuth, useRpc, useVisible, type WatchHandle } from "./hooks";
+import { useAuth, useRpc, type WatchHandle } from "./hooks";
 import { LatencyChart } from "./LatencyChart";
 import { checkHealth, deploymentHealth, deployments, ports, project as projectOf, projectRevision } from "./model";
-
-/** Per-run data (latest results, uptime windows, latency) is not on the stream. */
-const RESULTS_REFRESH_MS = 30_000;
 
 export function ProjectPage({ watch, id, now }: { watch: WatchHandle; id: string; now: number }) {
   const { status, watcher } = watch;
   const store = watcher.store;
   const stale = status.state.kind !== "live";
   const auth = useAuth();
-  const visible = useVisible();
-  const [tick, setTick] = useState(0);
 
-  // Refetch when anything about this project changes on the stream.
+  // Statuses are live from the stream (its health topic carries every check and
+  // deployment transition). Per-run data (latest results, uptime windows, latency) is not
+  // on the stream: it is fetched once on load and again when the stream brings a change
+  // concerning this project. No timer.
   const revision = status.ready ? projectRevision(store, id).toString() : "pending";
-  useEffect(() => {
-    if (!visible) return;
-    const timer = setInterval(() => setTick((n) => n + 1), RESULTS_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [visible]);
-
   const detail = useRpc(
     (signal) => health.getProjectHealth({ projectId: id }, { signal }),
-    [id, auth.epoch, revision, tick],
+    [id, auth.epoch, revision],
   );
   const project = projectOf(store, id);
   const streamDeployments = deployments(store, id);
@@ -80,7 +71,7 @@ export function ProjectPage({ watch, id, now }: { watch: WatchHandle; id: string
       <p class="muted small-text">
         Statuses follow the watch stream. Latest results, uptime and latency as of{" "}
         {detail.at !== null ? `${formatClock(detail.at)} (${formatAge(detail.at, now)} ago)` : "—"}: fetched again on
-        every health change of this project and every {RESULTS_REFRESH_MS / 1000} s.{" "}
+        every change of this project on the stream.{" "}
         <button type="button" class="link-button" onClick={() => detail.reload()} disabled={detail.loading}>
           {detail.loading ? "Refreshing…" : "Refresh now"}
         </button>
@@ -107,7 +98,7 @@ export function ProjectPage({ watch, id, now }: { watch: WatchHandle; id: string
         {checks.length === 0 ? (
           <p class="muted">{detail.data ? "No checks to chart." : "Loading…"}</p>
         ) : (
-          <LatencyChart checkIds={checks.map((c) => c.check?.checkId ?? "").filter(Boolean)} refresh={`${revision}/${tick}/${auth.epoch}`} />
+          <LatencyChart checkIds={checks.map((c) => c.check?.checkId ?? "").filter(Boolean)} refresh={`${revision}/${auth.epoch}`} />
         )}
       </Section>
     </>

@@ -77,7 +77,7 @@ export function ProjectsPage({ watch, environment }: { watch: WatchHandle; envir
                 {shown.map((p) => {
                   const statuses = byProject.get(p.id) ?? [];
                   return (
-                    <tr key={p.id}>
+                    <tr key={p.id} data-project={p.id}>
                       <th scope="row">
                         <a href={`#/projects/${encodeURIComponent(p.id)}`}>{p.name || p.id}</a>
                         <div class="muted small-text">{p.id}</div>

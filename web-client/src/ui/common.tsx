@@ -2,6 +2,7 @@ import { Code, type ConnectError } from "@connectrpc/connect";
 import type { ComponentChildren } from "preact";
 import type { HealthStatus } from "../gen/pharos/v1/catalog_pb";
 import type { ConnectionState, WatchStatus } from "../stream";
+import type { WatchHandle } from "./hooks";
 import { formatAge, formatClock, statusInfo, type StatusInfo } from "./format";
 
 /** A status as colour, icon and text together. */
@@ -152,5 +153,30 @@ export function Pending({ status, what }: { status: WatchStatus; what: string })
     <p class="muted">
       <span aria-hidden="true">✕ </span>Nothing to show: {what} has not arrived (see above).
     </p>
+  );
+}
+
+/**
+ * The stream's state as data attributes on a hidden element, for end-to-end tests and
+ * debugging: connection state, last revision, and the revisions applied since the
+ * snapshot (the last 512), so a test can check them against the server's journal.
+ */
+export function StreamState({ watch }: { watch: WatchHandle }) {
+  const { status, watcher } = watch;
+  const applied = watcher.appliedRevisions();
+  return (
+    <div
+      id="stream-state"
+      hidden
+      data-state={status.state.kind}
+      data-ready={status.ready ? "true" : "false"}
+      data-last-revision={status.lastRevision.toString()}
+      data-last-update={status.lastUpdate === null ? "" : String(status.lastUpdate)}
+      data-snapshot-revision={applied.snapshot.toString()}
+      data-applied-total={String(applied.total)}
+      data-applied={applied.revisions.join(" ")}
+      data-duplicates-dropped={String(status.duplicatesDropped)}
+      data-resyncs={String(status.resyncs)}
+    />
   );
 }

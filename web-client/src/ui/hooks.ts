@@ -1,7 +1,7 @@
 // Preact hooks binding the framework-free stream module and the RPC clients to views.
 
 import { ConnectError } from "@connectrpc/connect";
-import { useEffect, useMemo, useReducer, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "preact/hooks";
 import { currentAuthProblem, onAuthChange, token } from "../api/client";
 import { Watcher, type WatchSource, type WatchSpec, type WatchStatus } from "../stream";
 import { parseRoute, type Route } from "./route";
@@ -34,9 +34,14 @@ export function useWatch(source: WatchSource, spec: WatchSpec): WatchHandle {
   const key = JSON.stringify(spec);
   const watcher = useMemo(() => new Watcher(source, spec), [source, key]);
   const [, bump] = useReducer((n: number) => n + 1, 0);
-  useEffect(() => {
+  // A layout effect runs right after the first render is committed: the stream opens
+  // without waiting for the first paint (a plain effect waits a frame or more).
+  useLayoutEffect(() => {
     let frame: number | null = null;
     const unsubscribe = watcher.subscribe(() => {
+      if (watcher.status.ready && performance.getEntriesByName(SNAPSHOT_MARK).length === 0) {
+        performance.mark(SNAPSHOT_MARK);
+      }
       if (frame !== null) return;
       frame = requestAnimationFrame(() => {
         frame = null;
@@ -115,13 +120,22 @@ export function useRoute(): Route {
   return route;
 }
 
-/** True while the tab is visible. */
-export function useVisible(): boolean {
-  const [visible, setVisible] = useState(() => document.visibilityState !== "hidden");
-  useEffect(() => {
-    const onChange = () => setVisible(document.visibilityState !== "hidden");
-    document.addEventListener("visibilitychange", onChange);
-    return () => document.removeEventListener("visibilitychange", onChange);
-  }, []);
-  return visible;
+/** The mark the budgets bench reads: the first paint with the stream's data on screen. */
+export const FIRST_LIVE_MARK = "pharos:first-live-data";
+/** When the first snapshot was complete in the store (before it was rendered). */
+export const SNAPSHOT_MARK = "pharos:snapshot-complete";
+
+/**
+ * Sets FIRST_LIVE_MARK (Performance API) once per page load, at the start of the frame after
+ * the one that painted the stream's snapshot.
+ */
+export function useFirstLiveMark(ready: boolean): void {
+  useLayoutEffect(() => {
+    if (!ready || performance.getEntriesByName(FIRST_LIVE_MARK).length > 0) return;
+    // The render with the data was just committed to the DOM. The next animation frame
+    // callback runs before that frame is painted; the one after it, once it was.
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (performance.getEntriesByName(FIRST_LIVE_MARK).length === 0) performance.mark(FIRST_LIVE_MARK);
+    }));
+  }, [ready]);
 }
