@@ -87,6 +87,7 @@ impl Interceptor for Auth {
     }
 }
 
+#[derive(Clone)]
 pub struct Client {
     pub server: String,
     endpoint: Result<Endpoint, String>,

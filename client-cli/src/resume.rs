@@ -23,8 +23,8 @@ pub enum WatchEvent {
     Synced(u64),
 }
 
-pub struct ResumingWatch<'a> {
-    client: &'a Client,
+pub struct ResumingWatch {
+    client: Client,
     request: pb::WatchRequest,
     stream: Option<tonic::Streaming<pb::WatchResponse>>,
     last_revision: u64,
@@ -37,9 +37,9 @@ pub struct ResumingWatch<'a> {
     pub notice: Option<String>,
 }
 
-impl<'a> ResumingWatch<'a> {
+impl ResumingWatch {
     /// `request.since_revision` is where to start (0 for a snapshot).
-    pub fn new(client: &'a Client, request: pb::WatchRequest) -> ResumingWatch<'a> {
+    pub fn new(client: Client, request: pb::WatchRequest) -> ResumingWatch {
         ResumingWatch {
             client,
             last_revision: request.since_revision,
@@ -51,10 +51,6 @@ impl<'a> ResumingWatch<'a> {
             print_notices: true,
             notice: None,
         }
-    }
-
-    pub fn last_revision(&self) -> u64 {
-        self.last_revision
     }
 
     pub fn connected(&self) -> bool {
@@ -181,6 +177,38 @@ impl<'a> ResumingWatch<'a> {
             }
             Err(status) => Err(Attempt::Fatal(self.client.error(&status))),
         }
+    }
+}
+
+/// What a live view's watch task reports after each event.
+#[derive(Debug)]
+pub struct Update {
+    pub event: Result<WatchEvent, CliError>,
+    pub connected: bool,
+    pub notice: Option<String>,
+}
+
+impl ResumingWatch {
+    /// Runs the stream in its own task, so a view can redraw on a timer without
+    /// cancelling a connection attempt half-way. The task ends after the first error or
+    /// when the receiver is dropped.
+    pub fn spawn(mut self) -> tokio::sync::mpsc::Receiver<Update> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let event = self.next().await;
+                let failed = event.is_err();
+                let update = Update {
+                    event,
+                    connected: self.connected(),
+                    notice: self.notice.clone(),
+                };
+                if sender.send(update).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        receiver
     }
 }
 

@@ -36,7 +36,7 @@ pub async fn run(client: &Client, args: Args, out: Output) -> Result<(), CliErro
         environments: args.environments.clone(),
         health_statuses: Vec::new(),
     };
-    let mut watch = ResumingWatch::new(client, request);
+    let mut watch = ResumingWatch::new(client.clone(), request);
     let mut board = HealthBoard::default();
     if !args.watch {
         loop {
@@ -52,24 +52,29 @@ pub async fn run(client: &Client, args: Args, out: Output) -> Result<(), CliErro
     }
 
     let redraw_in_place = std::io::stdout().is_terminal() && !out.structured();
+    let mut updates = watch.spawn();
     let mut dirty = false;
+    let mut connected = true;
+    // Changes arriving together are drawn once.
     let mut tick = tokio::time::interval(Duration::from_millis(150));
     loop {
         tokio::select! {
-            event = watch.next() => {
-                dirty |= board.apply(event?);
+            update = updates.recv() => {
+                let Some(update) = update else { return Ok(()) };
+                dirty |= board.apply(update.event?) || connected != update.connected;
+                connected = update.connected;
             }
             _ = tick.tick() => {
                 if dirty && board.synced {
                     dirty = false;
-                    draw(&board, out, redraw_in_place, &watch);
+                    draw(&board, out, redraw_in_place, connected);
                 }
             }
         }
     }
 }
 
-fn draw(board: &HealthBoard, out: Output, in_place: bool, watch: &ResumingWatch<'_>) {
+fn draw(board: &HealthBoard, out: Output, in_place: bool, connected: bool) {
     let mut stdout = std::io::stdout().lock();
     match out.format {
         Format::Json => {
@@ -93,7 +98,7 @@ fn draw(board: &HealthBoard, out: Output, in_place: bool, watch: &ResumingWatch<
                 "\n{} checks: {healthy} healthy, {degraded} degraded, {unhealthy} unhealthy, {unknown} unknown · revision {} · {}\n",
                 board.checks.len(),
                 board.revision,
-                if watch.connected() { "live" } else { "reconnecting" },
+                if connected { "live" } else { "reconnecting" },
             ));
             if in_place {
                 // Home, draw, then clear whatever the previous frame left below.
