@@ -115,7 +115,7 @@ impl Client {
         }
     }
 
-    async fn channel(&self) -> Result<Channel, CliError> {
+    pub async fn channel(&self) -> Result<Channel, CliError> {
         let endpoint = self.endpoint.clone().map_err(CliError::Invalid)?;
         endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
@@ -149,6 +149,11 @@ impl Client {
             self.channel().await?,
             self.auth.clone(),
         ))
+    }
+
+    /// The interceptor that adds the token, for clients of services built elsewhere.
+    pub fn auth(&self) -> Auth {
+        self.auth.clone()
     }
 
     pub fn error(&self, status: &Status) -> CliError {

@@ -2,6 +2,7 @@
 //! from the gRPC API that the dashboard and grpcurl use too.
 
 mod board;
+mod capabilities;
 mod client;
 mod commands;
 mod config;

@@ -120,8 +120,9 @@ fn row<'a>(screen: &'a str, project: &str) -> Option<Vec<&'a str>> {
         .map(|line| line.split_whitespace().collect())
 }
 
-#[tokio::test]
-async fn health_watch_redraws_in_place_when_a_check_changes() {
+/// A port that accepts connections until the handle is aborted, and a pharosd whose one
+/// check (shop/prod/port) probes it every 100 ms.
+async fn server_with_a_port() -> (Pharosd, CatalogFile, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let accept = tokio::spawn(async move {
@@ -139,6 +140,20 @@ async fn health_watch_redraws_in_place_when_a_check_changes() {
         .await
         .unwrap();
 
+    (server, catalog, accept)
+}
+
+async fn wait_until_gone(tmux: &Tmux) {
+    let deadline = Instant::now() + WAIT;
+    while tmux.alive() {
+        assert!(Instant::now() < deadline, "the program did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn health_watch_redraws_in_place_when_a_check_changes() {
+    let (server, _catalog, accept) = server_with_a_port().await;
     let tmux = Tmux::start(
         &bin_path("pharos"),
         &["--server", &server.url(), "health", "-w"],
@@ -174,12 +189,39 @@ async fn health_watch_redraws_in_place_when_a_check_changes() {
     );
 
     tmux.send_keys(&["C-c"]);
-    let deadline = Instant::now() + WAIT;
-    while tmux.alive() {
-        assert!(
-            Instant::now() < deadline,
-            "pharos health -w did not stop on Ctrl-C"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_gone(&tmux).await;
+}
+
+#[tokio::test]
+async fn top_shows_the_grid_and_the_feed_change_live() {
+    let (server, _catalog, accept) = server_with_a_port().await;
+    let tmux = Tmux::start(&bin_path("pharos"), &["--server", &server.url(), "top"]);
+    let screen = tmux
+        .wait_for("the check healthy in the grid", WAIT, |s| {
+            s.contains("✓ shop/prod/port")
+        })
+        .await;
+    assert!(screen.starts_with("pharos top  "), "{screen}");
+    assert!(screen.contains("Error feed"), "{screen}");
+    // No metrics service on this server: said so, and nothing drawn in its place.
+    assert_eq!(
+        screen.matches("not available on this server").count(),
+        2,
+        "{screen}"
+    );
+
+    accept.abort();
+    let _ = accept.await;
+    let screen = tmux
+        .wait_for("the check failing, in the grid and the feed", WAIT, |s| {
+            s.contains("✗ shop/prod/port") && s.contains("shop/prod/port unhealthy")
+        })
+        .await;
+    assert!(
+        screen.contains("0 healthy 0 degraded 1 unhealthy"),
+        "{screen}"
+    );
+
+    tmux.send_keys(&["q"]);
+    wait_until_gone(&tmux).await;
 }

@@ -9,6 +9,7 @@ mod health;
 mod project;
 mod projects;
 mod status;
+mod top;
 mod watch;
 
 use std::process::ExitCode;
@@ -67,6 +68,11 @@ enum Command {
         after_help = "Examples:\n  pharos watch\n  pharos watch events --project api\n  pharos watch --since 1200 -o json"
     )]
     Watch(watch::WatchArgs),
+    /// Full-screen live dashboard: health grid, error feed, throughput and capacity
+    #[command(
+        after_help = "Examples:\n  pharos top\n  pharos top --env prod\n\nKeys: q, Esc or Ctrl-C quits."
+    )]
+    Top(top::Args),
     /// Named servers in the config file, like kubectl contexts
     #[command(subcommand)]
     Context(context::Command),
@@ -108,6 +114,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Health(args) => health::run(&client, args, out).await,
         Command::Checks(command) => checks::run(&client, command, out).await,
         Command::Watch(args) => watch::run(&client, args, out).await,
+        Command::Top(args) => top::run(&client, args).await,
         Command::Context(_) | Command::Completion(_) => unreachable!("handled above"),
     }
 }
