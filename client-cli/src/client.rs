@@ -3,6 +3,7 @@
 use std::fmt;
 
 use pharos_proto::v1::catalog_service_client::CatalogServiceClient;
+use pharos_proto::v1::export_service_client::ExportServiceClient;
 use pharos_proto::v1::health_service_client::HealthServiceClient;
 use pharos_proto::v1::watch_service_client::WatchServiceClient;
 use tonic::metadata::MetadataValue;
@@ -19,6 +20,8 @@ pub type Svc = InterceptedService<Channel, Auth>;
 /// A failure, described in one line, with a distinct exit code per kind.
 #[derive(Debug)]
 pub enum CliError {
+    /// A bad command line (exit code 2, like clap's own usage errors).
+    Usage(String),
     Unreachable(String),
     Auth(String),
     NotFound(String),
@@ -32,6 +35,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Other(_) => 1,
+            CliError::Usage(_) => 2,
             CliError::Unreachable(_) => 3,
             CliError::Auth(_) => 4,
             CliError::NotFound(_) => 5,
@@ -62,7 +66,8 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Unreachable(m)
+            CliError::Usage(m)
+            | CliError::Unreachable(m)
             | CliError::Auth(m)
             | CliError::NotFound(m)
             | CliError::Invalid(m)
@@ -146,6 +151,13 @@ impl Client {
 
     pub async fn health(&self) -> Result<HealthServiceClient<Svc>, CliError> {
         Ok(HealthServiceClient::with_interceptor(
+            self.channel().await?,
+            self.auth.clone(),
+        ))
+    }
+
+    pub async fn export(&self) -> Result<ExportServiceClient<Svc>, CliError> {
+        Ok(ExportServiceClient::with_interceptor(
             self.channel().await?,
             self.auth.clone(),
         ))

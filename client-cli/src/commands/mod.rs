@@ -5,6 +5,7 @@
 mod checks;
 mod completion;
 mod context;
+mod export;
 mod health;
 mod project;
 mod projects;
@@ -37,9 +38,9 @@ pub struct Cli {
     /// Use this context of the config file instead of the current one
     #[arg(long, env = "PHAROS_CONTEXT", global = true)]
     context: Option<String>,
-    /// Output format
-    #[arg(short, long, value_enum, default_value = "table", global = true)]
-    output: Format,
+    /// Output format: table, wide, json or yaml (for `export`: the file to write)
+    #[arg(short, long, global = true, value_name = "FORMAT")]
+    output: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,6 +74,11 @@ enum Command {
         after_help = "Examples:\n  pharos top\n  pharos top --env prod\n\nKeys: q, Esc or Ctrl-C quits."
     )]
     Top(top::Args),
+    /// Export check results or events as CSV or JSON lines, streamed in bounded memory
+    #[command(
+        after_help = "Examples:\n  pharos export checks --since 24h --format csv --output checks.csv\n  pharos export events --since 7d --format json > events.jsonl"
+    )]
+    Export(export::Args),
     /// Named servers in the config file, like kubectl contexts
     #[command(subcommand)]
     Context(context::Command),
@@ -84,7 +90,12 @@ enum Command {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let out = Output::new(cli.output);
+    // `export` writes files: its -o/--output names the file, like curl's.
+    let (format, export_file) = match &cli.command {
+        Command::Export(_) => (Format::Table, cli.output.clone()),
+        _ => (parse_format(cli.output.as_deref())?, None),
+    };
+    let out = Output::new(format);
     // Commands that manage the local configuration need no server.
     match cli.command {
         Command::Context(command) => {
@@ -115,7 +126,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Checks(command) => checks::run(&client, command, out).await,
         Command::Watch(args) => watch::run(&client, args, out).await,
         Command::Top(args) => top::run(&client, args).await,
+        Command::Export(args) => export::run(&client, args, export_file).await,
         Command::Context(_) | Command::Completion(_) => unreachable!("handled above"),
+    }
+}
+
+fn parse_format(value: Option<&str>) -> Result<Format, CliError> {
+    use clap::ValueEnum;
+    match value {
+        None => Ok(Format::Table),
+        Some(text) => Format::from_str(text, true).map_err(|_| {
+            CliError::Usage(format!(
+                "invalid value {text:?} for -o/--output: use table, wide, json or yaml (see `pharos --help`)"
+            ))
+        }),
     }
 }
 
