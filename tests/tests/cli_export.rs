@@ -12,7 +12,7 @@ use pharos_proto::v1 as pb;
 use serde_json::Value;
 use tokio::time::Instant;
 
-const SEEDED: i64 = 20_000;
+const SEEDED: i64 = 5_000;
 const OLD: i64 = 100;
 
 /// A catalog without checks, so the health engine adds no results of its own.

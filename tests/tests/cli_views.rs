@@ -442,3 +442,46 @@ async fn health_watch_follows_changes_across_a_restart() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn every_command_has_help_with_an_example_and_completions_exist() {
+    let home = home();
+    for path in [
+        &[][..],
+        &["status"],
+        &["projects"],
+        &["project"],
+        &["health"],
+        &["checks"],
+        &["checks", "history"],
+        &["watch"],
+        &["top"],
+        &["export"],
+        &["context"],
+        &["context", "list"],
+        &["context", "use"],
+        &["context", "set"],
+        &["context", "delete"],
+        &["context", "current"],
+        &["completion"],
+    ] {
+        let mut args: Vec<&str> = path.to_vec();
+        args.push("--help");
+        let out = pharos_at(home.path(), &args, &[]).await;
+        let out = out.expect_success().unwrap();
+        assert!(
+            out.stdout.contains("Example"),
+            "no example in {path:?}: {out}"
+        );
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let out = pharos_at(home.path(), &["completion", shell], &[]).await;
+        let out = out.expect_success().unwrap();
+        for word in ["pharos", "context", "export", "health"] {
+            assert!(out.stdout.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let out = pharos_at(home.path(), &["completion", "tcsh"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{out}");
+    assert!(!home.path().join(".config").exists(), "nothing written");
+}

@@ -62,7 +62,10 @@ enum Command {
     )]
     Health(health::Args),
     /// Check results history
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  pharos checks history billing/prod/http --since 6h"
+    )]
     Checks(checks::Command),
     /// Print changes as they happen; reconnects and resumes after interruptions
     #[command(
@@ -80,7 +83,10 @@ enum Command {
     )]
     Export(export::Args),
     /// Named servers in the config file, like kubectl contexts
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  pharos context set prod --server https://pharos.example.net --token \"$TOKEN\"\n  pharos context use prod\n  pharos context list"
+    )]
     Context(context::Command),
     /// Print a shell completion script
     #[command(
