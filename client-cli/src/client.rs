@@ -3,20 +3,31 @@
 use std::fmt;
 
 use pharos_proto::v1::catalog_service_client::CatalogServiceClient;
+use pharos_proto::v1::export_service_client::ExportServiceClient;
+use pharos_proto::v1::health_service_client::HealthServiceClient;
 use pharos_proto::v1::watch_service_client::WatchServiceClient;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
+
+use crate::config::Target;
+
+/// The channel type of every service client: the connection plus the token interceptor.
+pub type Svc = InterceptedService<Channel, Auth>;
 
 /// A failure, described in one line, with a distinct exit code per kind.
 #[derive(Debug)]
 pub enum CliError {
+    /// A bad command line (exit code 2, like clap's own usage errors).
+    Usage(String),
     Unreachable(String),
     Auth(String),
     NotFound(String),
     Invalid(String),
+    /// The server does not offer this RPC (an older or smaller pharosd).
+    Unsupported(String),
     Other(String),
 }
 
@@ -24,10 +35,12 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Other(_) => 1,
+            CliError::Usage(_) => 2,
             CliError::Unreachable(_) => 3,
             CliError::Auth(_) => 4,
             CliError::NotFound(_) => 5,
             CliError::Invalid(_) => 6,
+            CliError::Unsupported(_) => 7,
         }
     }
 
@@ -38,6 +51,9 @@ impl CliError {
                 CliError::Unreachable(format!("cannot reach pharosd at {server}: {message}"))
             }
             Code::Unauthenticated | Code::PermissionDenied => CliError::Auth(message),
+            Code::Unimplemented => CliError::Unsupported(format!(
+                "not available on this server (pharosd at {server} does not offer it): {message}"
+            )),
             Code::NotFound => CliError::NotFound(message),
             Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
                 CliError::Invalid(message)
@@ -50,10 +66,12 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Unreachable(m)
+            CliError::Usage(m)
+            | CliError::Unreachable(m)
             | CliError::Auth(m)
             | CliError::NotFound(m)
             | CliError::Invalid(m)
+            | CliError::Unsupported(m)
             | CliError::Other(m) => f.write_str(m),
         }
     }
@@ -74,6 +92,7 @@ impl Interceptor for Auth {
     }
 }
 
+#[derive(Clone)]
 pub struct Client {
     pub server: String,
     endpoint: Result<Endpoint, String>,
@@ -81,15 +100,19 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(server: &str, token: Option<&str>) -> Client {
-        let server = if server.contains("://") {
-            server.to_owned()
+    pub fn new(target: &Target) -> Client {
+        let server = if target.server.contains("://") {
+            target.server.clone()
         } else {
-            format!("http://{server}")
+            format!("http://{}", target.server)
         };
-        let endpoint = Endpoint::from_shared(server.clone())
-            .map_err(|err| format!("invalid --server {server:?}: {err}"));
-        let auth = Auth(token.and_then(|token| format!("Bearer {token}").parse().ok()));
+        let endpoint = endpoint(&server, target);
+        let auth = Auth(
+            target
+                .token
+                .as_deref()
+                .and_then(|token| format!("Bearer {token}").parse().ok()),
+        );
         Client {
             server,
             endpoint,
@@ -97,7 +120,7 @@ impl Client {
         }
     }
 
-    async fn channel(&self) -> Result<Channel, CliError> {
+    pub async fn channel(&self) -> Result<Channel, CliError> {
         let endpoint = self.endpoint.clone().map_err(CliError::Invalid)?;
         endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
@@ -112,27 +135,62 @@ impl Client {
             })
     }
 
-    pub async fn catalog(
-        &self,
-    ) -> Result<CatalogServiceClient<InterceptedService<Channel, Auth>>, CliError> {
+    pub async fn catalog(&self) -> Result<CatalogServiceClient<Svc>, CliError> {
         Ok(CatalogServiceClient::with_interceptor(
             self.channel().await?,
             self.auth.clone(),
         ))
     }
 
-    pub async fn watch(
-        &self,
-    ) -> Result<WatchServiceClient<InterceptedService<Channel, Auth>>, CliError> {
+    pub async fn watch(&self) -> Result<WatchServiceClient<Svc>, CliError> {
         Ok(WatchServiceClient::with_interceptor(
             self.channel().await?,
             self.auth.clone(),
         ))
     }
 
+    pub async fn health(&self) -> Result<HealthServiceClient<Svc>, CliError> {
+        Ok(HealthServiceClient::with_interceptor(
+            self.channel().await?,
+            self.auth.clone(),
+        ))
+    }
+
+    pub async fn export(&self) -> Result<ExportServiceClient<Svc>, CliError> {
+        Ok(ExportServiceClient::with_interceptor(
+            self.channel().await?,
+            self.auth.clone(),
+        ))
+    }
+
+    /// The interceptor that adds the token, for clients of services built elsewhere.
+    pub fn auth(&self) -> Auth {
+        self.auth.clone()
+    }
+
     pub fn error(&self, status: &Status) -> CliError {
         CliError::from_status(&self.server, status)
     }
+}
+
+fn endpoint(server: &str, target: &Target) -> Result<Endpoint, String> {
+    let mut endpoint = Endpoint::from_shared(server.to_owned())
+        .map_err(|err| format!("invalid server address {server:?}: {err}"))?;
+    if server.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new().with_webpki_roots();
+        if let Some(ca_file) = &target.tls.ca_file {
+            let pem = std::fs::read(ca_file)
+                .map_err(|err| format!("cannot read CA file {}: {err}", ca_file.display()))?;
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        if let Some(name) = &target.tls.server_name {
+            tls = tls.domain_name(name.clone());
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|err| format!("invalid TLS settings for {server}: {err}"))?;
+    }
+    Ok(endpoint)
 }
 
 fn root_cause(err: &dyn std::error::Error) -> String {

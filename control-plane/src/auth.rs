@@ -208,6 +208,9 @@ pub fn required_role(path: &str) -> Option<Role> {
         ("/pharos.v1.WatchService/", Role::Viewer),
         ("/pharos.v1.HealthService/Heartbeat", Role::Operator),
         ("/pharos.v1.HealthService/", Role::Viewer),
+        // Export reads what viewers can already page through (ListCheckResults, Watch);
+        // it holds one page in memory however large the export.
+        ("/pharos.v1.ExportService/", Role::Viewer),
         ("/grpc.reflection.v1.ServerReflection/", Role::Viewer),
         ("/grpc.reflection.v1alpha.ServerReflection/", Role::Viewer),
     ];

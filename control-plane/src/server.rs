@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tower::ServiceBuilder;
 
+use crate::api::ExportApi;
 use crate::api::{CatalogApi, HealthApi, WatchApi};
 use crate::auth::{AccessPolicy, AuthLayer};
 use crate::catalog::{CatalogSource, CatalogSync};
@@ -26,6 +27,7 @@ use crate::storage;
 use crate::watch::Selector;
 use crate::watch::WatchHub;
 use crate::web;
+use pharos_proto::v1::export_service_server::ExportServiceServer;
 use pharos_proto::v1::health_service_server::HealthServiceServer;
 
 /// A started pharosd; [`RunningServer::shutdown`] stops it.
@@ -171,6 +173,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .await;
     health.set_serving::<WatchServiceServer<WatchApi>>().await;
     health.set_serving::<HealthServiceServer<HealthApi>>().await;
+    health.set_serving::<ExportServiceServer<ExportApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -201,6 +204,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             settings.watch,
             streams.clone(),
         )));
+    let routes = routes.add_service(ExportServiceServer::new(ExportApi::new(
+        crate::export::ExportStore::new(db.clone()),
+    )));
     let web_root = web::find_web_root(settings.web_root.as_deref());
     match &web_root {
         Some(root) => tracing::info!(web_root = %root.display(), "serving the dashboard"),

@@ -76,7 +76,7 @@ async fn status_prints_a_table_with_the_counts() {
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         cells,
-        ["local", "Local", "machine", "1", "1", "99"],
+        ["local", "Local", "machine", "1", "1", "99", "unknown"],
         "{row}"
     );
 }

@@ -4,10 +4,12 @@
 mod catalog;
 mod convert;
 mod error;
+mod export;
 mod health;
 mod watch;
 
 pub use catalog::CatalogApi;
 pub use error::ApiError;
+pub use export::ExportApi;
 pub use health::HealthApi;
 pub use watch::WatchApi;

@@ -343,7 +343,7 @@ impl HistoryStore {
     }
 }
 
-fn result_from_row(row: check_result::Model) -> CheckResult {
+pub(crate) fn result_from_row(row: check_result::Model) -> CheckResult {
     let outcome = match row.outcome.as_str() {
         "healthy" => HealthStatus::Healthy,
         "degraded" => HealthStatus::Degraded,

@@ -9,8 +9,8 @@ use pharos_proto::{RESUME_REVISION_TRAILER, RESYNC_TRAILER};
 use serde_json::json;
 use tonic::Code;
 
-use crate::Format;
 use crate::client::{CliError, Client};
+use crate::output::{Output, status_name};
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
@@ -36,7 +36,7 @@ pub struct WatchArgs {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-pub async fn run(client: &Client, args: WatchArgs, format: Format) -> Result<(), CliError> {
+pub async fn run(client: &Client, args: WatchArgs, out: Output) -> Result<(), CliError> {
     let topics: Vec<i32> = args
         .topics
         .iter()
@@ -100,13 +100,13 @@ pub async fn run(client: &Client, args: WatchArgs, format: Format) -> Result<(),
                     Some(pb::watch_response::Message::Change(change)) => {
                         last_revision = last_revision.max(change.revision);
                         if !(in_snapshot && args.no_snapshot) {
-                            print_change(&change, format);
+                            print_change(&change, out);
                         }
                     }
                     Some(pb::watch_response::Message::SnapshotComplete(done)) => {
                         in_snapshot = false;
                         last_revision = done.revision;
-                        if format == Format::Json {
+                        if out.structured() {
                             println!("{}", json!({"snapshot_complete": done.revision}));
                         } else {
                             eprintln!("pharos: snapshot complete at revision {}", done.revision);
@@ -159,7 +159,7 @@ pub async fn run(client: &Client, args: WatchArgs, format: Format) -> Result<(),
     }
 }
 
-fn print_change(change: &pb::Change, format: Format) {
+fn print_change(change: &pb::Change, out: Output) {
     let kind = pb::ChangeKind::try_from(change.kind)
         .map(|k| {
             k.as_str_name()
@@ -175,15 +175,16 @@ fn print_change(change: &pb::Change, format: Format) {
         })
         .unwrap_or_default();
     let summary = summary(change);
-    match format {
-        Format::Json => println!(
+    if out.structured() {
+        println!(
             "{}",
             json!({"revision": change.revision, "topic": topic, "kind": kind, "key": change.key, "summary": summary})
-        ),
-        Format::Table => println!(
+        );
+    } else {
+        println!(
             "{:>8}  {:<8} {:<9} {:<40} {}",
             change.revision, topic, kind, change.key, summary
-        ),
+        );
     }
 }
 
@@ -213,15 +214,6 @@ fn summary(change: &pb::Change) -> String {
             health.unknown_checks
         ),
         None => String::new(),
-    }
-}
-
-fn status_name(status: i32) -> &'static str {
-    match pb::HealthStatus::try_from(status) {
-        Ok(pb::HealthStatus::Healthy) => "healthy",
-        Ok(pb::HealthStatus::Degraded) => "degraded",
-        Ok(pb::HealthStatus::Unhealthy) => "unhealthy",
-        _ => "unknown",
     }
 }
 

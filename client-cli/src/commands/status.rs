@@ -1,0 +1,157 @@
+//! `pharos status`: the catalog overview and the health summary.
+
+use std::collections::HashMap;
+
+use pharos_proto::v1 as pb;
+use serde_json::json;
+
+use crate::client::{CliError, Client};
+use crate::output::{self, Cell, Output, Table};
+
+pub async fn run(client: &Client, out: Output) -> Result<(), CliError> {
+    let overview = client
+        .catalog()
+        .await?
+        .get_overview(pb::GetOverviewRequest {})
+        .await
+        .map_err(|status| client.error(&status))?
+        .into_inner();
+    let summary = client
+        .health()
+        .await?
+        .get_health_summary(pb::GetHealthSummaryRequest {})
+        .await
+        .map_err(|status| client.error(&status))?
+        .into_inner();
+    let env_health: HashMap<&str, i32> = summary
+        .environments
+        .iter()
+        .map(|env| (env.environment.as_str(), env.status))
+        .collect();
+    let health_of = |id: &str| output::status_name(env_health.get(id).copied().unwrap_or(0));
+
+    let environments: Vec<_> = overview
+        .environments
+        .iter()
+        .map(|env| {
+            json!({
+                "id": env.id,
+                "name": env.name,
+                "deployments": env.deployments,
+                "ports_allocated": env.ports_allocated,
+                "ports_available": env.ports_available,
+                "health": health_of(&env.id),
+            })
+        })
+        .collect();
+    let failures: Vec<_> = summary.recent_failures.iter().map(result_json).collect();
+    let value = json!({
+        "server": client.server,
+        "revision": overview.revision,
+        "projects": overview.projects,
+        "deployments": overview.deployments,
+        "health": {
+            "healthy": overview.healthy_deployments,
+            "degraded": overview.degraded_deployments,
+            "unhealthy": overview.unhealthy_deployments,
+            "unknown": overview.unknown_deployments,
+        },
+        "uptime_percent_24h": summary.uptime_percent_24h,
+        "flapping_checks": summary.flapping_checks,
+        "ports_allocated": overview.ports_allocated,
+        "ports_available": overview.ports_available,
+        "environments": environments,
+        "recent_failures": failures,
+    });
+    out.emit(&value, |out| {
+        let mut text = String::new();
+        let mut line = |label: &str, value: String| {
+            text.push_str(&format!("{label:<13}{value}\n"));
+        };
+        line("Server", client.server.clone());
+        line("Revision", overview.revision.to_string());
+        line("Projects", overview.projects.to_string());
+        line("Deployments", overview.deployments.to_string());
+        line(
+            "Health",
+            format!(
+                "{} healthy, {} degraded, {} unhealthy, {} unknown",
+                overview.healthy_deployments,
+                overview.degraded_deployments,
+                overview.unhealthy_deployments,
+                overview.unknown_deployments
+            ),
+        );
+        line(
+            "Uptime 24h",
+            summary
+                .uptime_percent_24h
+                .map(|p| format!("{p:.3} %"))
+                .unwrap_or_else(|| "no runs yet".to_owned()),
+        );
+        line("Flapping", format!("{} checks", summary.flapping_checks));
+        line(
+            "Ports",
+            format!(
+                "{} allocated, {} available",
+                overview.ports_allocated, overview.ports_available
+            ),
+        );
+        if !overview.environments.is_empty() {
+            let mut table = Table::new(&[
+                "ENVIRONMENT",
+                "NAME",
+                ">DEPLOYMENTS",
+                ">PORTS",
+                ">AVAILABLE",
+                "HEALTH",
+            ]);
+            for env in &overview.environments {
+                table.row(vec![
+                    env.id.as_str().into(),
+                    env.name.as_str().into(),
+                    env.deployments.to_string().into(),
+                    env.ports_allocated.to_string().into(),
+                    env.ports_available.to_string().into(),
+                    output::status_cell(env_health.get(env.id.as_str()).copied().unwrap_or(0)),
+                ]);
+            }
+            text.push('\n');
+            text.push_str(&table.render(out));
+        }
+        if !summary.recent_failures.is_empty() {
+            let mut table = Table::new(&["RECENT FAILURE", "CHECK", "OUTCOME", "MESSAGE"]);
+            for result in &summary.recent_failures {
+                table.row(vec![
+                    output::time(result.time.as_ref()).into(),
+                    result.check_id.as_str().into(),
+                    output::status_cell(result.outcome),
+                    Cell::from(first_line(&result.message)),
+                ]);
+            }
+            text.push('\n');
+            text.push_str(&table.render(out));
+        }
+        text
+    });
+    Ok(())
+}
+
+pub fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+/// A check result with stable field names; durations in milliseconds.
+pub fn result_json(result: &pb::CheckResult) -> serde_json::Value {
+    json!({
+        "check_id": result.check_id,
+        "time": output::time(result.time.as_ref()),
+        "outcome": output::status_name(result.outcome),
+        "message": result.message,
+        "connect_ms": output::millis(result.connect.as_ref()),
+        "tls_ms": output::millis(result.tls.as_ref()),
+        "first_byte_ms": output::millis(result.first_byte.as_ref()),
+        "total_ms": output::millis(result.total.as_ref()),
+        "measurements": result.measurements,
+    })
+}
