@@ -158,6 +158,7 @@ pub fn required_role(path: &str) -> Option<Role> {
         ("/pharos.v1.WatchService/", Role::Viewer),
         ("/pharos.v1.HealthService/Heartbeat", Role::Operator),
         ("/pharos.v1.HealthService/", Role::Viewer),
+        ("/pharos.v1.ContainerService/", Role::Viewer),
         ("/grpc.reflection.v1.ServerReflection/", Role::Viewer),
         ("/grpc.reflection.v1alpha.ServerReflection/", Role::Viewer),
     ];

@@ -14,10 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tower::ServiceBuilder;
 
+use crate::api::ContainerApi;
 use crate::api::{CatalogApi, HealthApi, WatchApi};
 use crate::auth::{AccessPolicy, AuthLayer};
 use crate::catalog::CatalogSync;
 use crate::config::Settings;
+use crate::containers::{ContainerCollector, ContainerIndex};
 use crate::health::engine::HealthEngine;
 use crate::health::history::{HistoryStore, HistoryWriter};
 use crate::journal::Topic;
@@ -26,6 +28,7 @@ use crate::storage;
 use crate::watch::Selector;
 use crate::watch::WatchHub;
 use crate::web;
+use pharos_proto::v1::container_service_server::ContainerServiceServer;
 use pharos_proto::v1::health_service_server::HealthServiceServer;
 
 /// A started pharosd; [`RunningServer::shutdown`] stops it.
@@ -35,6 +38,8 @@ pub struct RunningServer {
     pub writer: crate::journal::WriterHandle,
     pub store: JournalStore,
     pub probe_stats: Arc<crate::health::engine::ProbeStats>,
+    /// What the containers collector sees (containers, stats, engine status).
+    pub containers: Arc<ContainerIndex>,
     /// Ends open Watch streams (with "reconnect and resume").
     streams: CancellationToken,
     /// Stops accepting connections and drains the open ones.
@@ -116,12 +121,37 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         hub.snapshot(&health_selector).0,
         settings.health,
     );
+    let containers_selector = Selector {
+        topics: [Topic::Containers].into_iter().collect(),
+        ..Selector::everything()
+    };
+    let (mut container_collector, containers, docker_client) = ContainerCollector::new(
+        settings.containers.clone(),
+        view.clone(),
+        writer_handle.clone(),
+        hub.snapshot(&containers_selector).0,
+    );
+    container_collector.prepare().await;
+    engine.attach_containers(containers.clone());
     engine.prepare().await;
     let probe_stats = engine.stats();
     let history = HistoryStore::new(db.clone());
 
     let collectors = CancellationToken::new();
     let tasks = vec![
+        (
+            "containers-collector",
+            tokio::spawn(container_collector.run(collectors.clone())),
+        ),
+        (
+            "containers-stats",
+            tokio::spawn(crate::containers::stats::run(
+                containers.clone(),
+                docker_client,
+                settings.containers.stats_interval,
+                collectors.clone(),
+            )),
+        ),
         (
             "health-engine",
             tokio::spawn(engine.run(collectors.clone())),
@@ -157,6 +187,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .await;
     health.set_serving::<WatchServiceServer<WatchApi>>().await;
     health.set_serving::<HealthServiceServer<HealthApi>>().await;
+    health
+        .set_serving::<ContainerServiceServer<ContainerApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -180,6 +213,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             heartbeats,
             view,
             hub.clone(),
+        )))
+        .add_service(ContainerServiceServer::new(ContainerApi::new(
+            containers.clone(),
         )))
         .add_service(WatchServiceServer::new(WatchApi::new(
             hub.clone(),
@@ -225,6 +261,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         writer: writer_handle,
         store,
         probe_stats,
+        containers,
         streams,
         serving,
         collectors,

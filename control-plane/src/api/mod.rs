@@ -2,12 +2,14 @@
 //! types stop here; nothing below this module sees them.
 
 mod catalog;
+mod containers;
 mod convert;
 mod error;
 mod health;
 mod watch;
 
 pub use catalog::CatalogApi;
+pub use containers::ContainerApi;
 pub use error::ApiError;
 pub use health::HealthApi;
 pub use watch::WatchApi;

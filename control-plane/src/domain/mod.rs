@@ -11,3 +11,7 @@ pub use catalog::{
 };
 pub use event::{Event, Severity};
 pub use health::{CheckHealth, CheckResult, DeploymentHealth, HealthStatus, check_id};
+mod container;
+pub use container::{
+    Container, ContainerHealth, ContainerState, ContainerStats, EngineState, EngineStatus,
+};

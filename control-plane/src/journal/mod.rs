@@ -13,6 +13,7 @@ use crate::domain::{
     CheckHealth, Deployment, DeploymentHealth, Environment, Event, HealthStatus, PortAllocation,
     Project,
 };
+use crate::domain::{Container, EngineStatus};
 
 pub use store::{JournalStore, StoreError, WatchPosition};
 pub use writer::{JournalWriter, WriteError, WriterHandle};
@@ -23,16 +24,24 @@ pub enum Topic {
     Catalog,
     Events,
     Health,
+    /// Discovered containers and the container engine's status.
+    Containers,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 3] = [Topic::Catalog, Topic::Events, Topic::Health];
+    pub const ALL: [Topic; 4] = [
+        Topic::Catalog,
+        Topic::Events,
+        Topic::Health,
+        Topic::Containers,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Topic::Catalog => "catalog",
             Topic::Events => "events",
             Topic::Health => "health",
+            Topic::Containers => "containers",
         }
     }
 
@@ -79,6 +88,8 @@ pub enum Object {
     Event(Event),
     CheckHealth(CheckHealth),
     DeploymentHealth(DeploymentHealth),
+    Container(Container),
+    ContainerEngine(EngineStatus),
 }
 
 impl Object {
@@ -86,6 +97,7 @@ impl Object {
         match self {
             Object::Event(_) => Topic::Events,
             Object::CheckHealth(_) | Object::DeploymentHealth(_) => Topic::Health,
+            Object::Container(_) | Object::ContainerEngine(_) => Topic::Containers,
             _ => Topic::Catalog,
         }
     }
@@ -102,6 +114,8 @@ impl Object {
             Object::DeploymentHealth(health) => {
                 format!("deployment-health/{}", health.deployment_id)
             }
+            Object::Container(container) => format!("container/{}", container.id),
+            Object::ContainerEngine(_) => "engine".to_owned(),
         }
     }
 
@@ -136,6 +150,11 @@ impl Object {
                 project: Some(health.project_id.clone()),
                 environments: vec![health.environment.clone()],
             },
+            Object::Container(container) => Scope {
+                project: container.project_id.clone(),
+                environments: container.environment.iter().cloned().collect(),
+            },
+            Object::ContainerEngine(_) => Scope::default(),
         }
     }
 
