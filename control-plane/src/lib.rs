@@ -12,6 +12,7 @@ pub mod containers;
 pub mod domain;
 pub mod health;
 pub mod journal;
+pub mod operations;
 pub mod server;
 pub mod storage;
 pub mod watch;

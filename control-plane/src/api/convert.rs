@@ -153,6 +153,7 @@ pub fn topic(topic: Topic) -> pb::WatchTopic {
         Topic::Events => pb::WatchTopic::Events,
         Topic::Health => pb::WatchTopic::Health,
         Topic::Containers => pb::WatchTopic::Containers,
+        Topic::Operations => pb::WatchTopic::Operations,
     }
 }
 
@@ -162,6 +163,7 @@ pub fn topic_from_proto(value: i32) -> Option<Topic> {
         pb::WatchTopic::Events => Some(Topic::Events),
         pb::WatchTopic::Health => Some(Topic::Health),
         pb::WatchTopic::Containers => Some(Topic::Containers),
+        pb::WatchTopic::Operations => Some(Topic::Operations),
         pb::WatchTopic::Unspecified => None,
     }
 }
@@ -195,6 +197,7 @@ pub fn change(entry: &JournalEntry, snapshot: bool) -> pb::Change {
         Object::ContainerEngine(engine) => {
             PbObject::ContainerEngine(super::containers::engine_status(engine))
         }
+        Object::Operation(op) => PbObject::Operation(super::actions::operation(op)),
     };
     pb::Change {
         revision: entry.revision,

@@ -1,6 +1,7 @@
 //! gRPC adapters: proto <-> domain conversions and the service implementations. Proto
 //! types stop here; nothing below this module sees them.
 
+mod actions;
 mod catalog;
 mod containers;
 mod convert;
@@ -8,6 +9,7 @@ mod error;
 mod health;
 mod watch;
 
+pub use actions::{ActionApi, code_name};
 pub use catalog::CatalogApi;
 pub use containers::ContainerApi;
 pub use error::ApiError;

@@ -158,12 +158,13 @@ impl ContainerCollector {
             version.version.as_deref().unwrap_or("?"),
             version.api_version.as_deref().unwrap_or("?")
         );
+        // Listed before the engine is announced up: whoever sees it up (the API,
+        // actions, container checks) sees the containers it lists.
+        self.resync(&docker).await?;
+        self.client.send_replace(Some(docker.clone()));
         tracing::info!(engine = %host, version = %described, "container engine up");
         self.set_engine(EngineState::Up, described, String::new())
             .await;
-        // Up first, so watchers see the engine return before the containers it lists.
-        self.resync(&docker).await?;
-        self.client.send_replace(Some(docker.clone()));
         *backoff = Duration::from_millis(250);
 
         let mut resync = tokio::time::interval(self.config.resync_interval);

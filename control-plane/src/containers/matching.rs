@@ -109,6 +109,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            container_template: None,
         };
         CatalogView::new(
             Catalog {

@@ -13,7 +13,7 @@ use crate::domain::{
     CheckHealth, Deployment, DeploymentHealth, Environment, Event, HealthStatus, PortAllocation,
     Project,
 };
-use crate::domain::{Container, EngineStatus};
+use crate::domain::{Container, EngineStatus, Operation};
 
 pub use store::{JournalStore, StoreError, WatchPosition};
 pub use writer::{JournalWriter, WriteError, WriterHandle};
@@ -26,14 +26,17 @@ pub enum Topic {
     Health,
     /// Discovered containers and the container engine's status.
     Containers,
+    /// Operations (actions on deployments) at every change of their state.
+    Operations,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 4] = [
+    pub const ALL: [Topic; 5] = [
         Topic::Catalog,
         Topic::Events,
         Topic::Health,
         Topic::Containers,
+        Topic::Operations,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Topic {
             Topic::Events => "events",
             Topic::Health => "health",
             Topic::Containers => "containers",
+            Topic::Operations => "operations",
         }
     }
 
@@ -90,6 +94,7 @@ pub enum Object {
     DeploymentHealth(DeploymentHealth),
     Container(Container),
     ContainerEngine(EngineStatus),
+    Operation(Operation),
 }
 
 impl Object {
@@ -98,6 +103,7 @@ impl Object {
             Object::Event(_) => Topic::Events,
             Object::CheckHealth(_) | Object::DeploymentHealth(_) => Topic::Health,
             Object::Container(_) | Object::ContainerEngine(_) => Topic::Containers,
+            Object::Operation(_) => Topic::Operations,
             _ => Topic::Catalog,
         }
     }
@@ -116,6 +122,7 @@ impl Object {
             }
             Object::Container(container) => format!("container/{}", container.id),
             Object::ContainerEngine(_) => "engine".to_owned(),
+            Object::Operation(operation) => format!("operation/{}", operation.id),
         }
     }
 
@@ -155,6 +162,10 @@ impl Object {
                 environments: container.environment.iter().cloned().collect(),
             },
             Object::ContainerEngine(_) => Scope::default(),
+            Object::Operation(operation) => Scope {
+                project: Some(operation.project_id.clone()),
+                environments: vec![operation.environment.clone()],
+            },
         }
     }
 
