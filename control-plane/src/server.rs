@@ -177,7 +177,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             "containers-stats",
             tokio::spawn(crate::containers::stats::run(
                 containers.clone(),
-                docker_client,
+                docker_client.clone(),
                 settings.containers.stats_interval,
                 collectors.clone(),
             )),
@@ -247,6 +247,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         )))
         .add_service(ContainerServiceServer::new(ContainerApi::new(
             containers.clone(),
+            docker_client.clone(),
+            streams.clone(),
         )))
         .add_service(ActionServiceServer::new(ActionApi::new(
             operations.clone(),

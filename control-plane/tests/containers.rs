@@ -456,3 +456,165 @@ async fn engine_stopped_mid_stream_is_reported_and_recovered() {
         .await;
     harness.shutdown().await;
 }
+
+async fn read_logs(
+    client: &mut ContainerServiceClient<Channel>,
+    request: pb::TailLogsRequest,
+    enough: usize,
+) -> Vec<pb::LogLine> {
+    let mut stream = client.tail_logs(request).await.unwrap().into_inner();
+    let mut lines = Vec::new();
+    while lines.len() < enough {
+        let message = tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .expect("log lines within 5 s")
+            .expect("stream healthy");
+        match message {
+            Some(batch) => lines.extend(batch.lines),
+            None => break,
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_logs_filters_follows_and_cuts_long_lines() {
+    let podman = TestPodman::start().unwrap();
+    let harness = start(&podman).await;
+    let chatty = podman
+        .run(
+            &[("app", "api")],
+            &[
+                "sh",
+                "-c",
+                "head -c 20000 /dev/zero | tr '\\0' x; echo; i=0; while :; do echo \"tick $i\"; echo \"warn $i\" >&2; i=$((i+1)); sleep 0.1; done",
+            ],
+        )
+        .await
+        .unwrap();
+    let mut client = containers_client(&harness).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while harness.server().containers.get(&chatty).is_none() {
+        assert!(Instant::now() < deadline, "container not discovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Wait until some lines exist.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let lines = read_logs(
+                &mut client,
+                pb::TailLogsRequest {
+                    container: chatty.clone(),
+                    contains: "tick 5".into(),
+                    ..Default::default()
+                },
+                1,
+            )
+            .await;
+            if !lines.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("tick 5 logged within 5 s");
+
+    // The last 4 lines (the engine counts both outputs), then the stream ends.
+    let last = read_logs(
+        &mut client,
+        pb::TailLogsRequest {
+            container: chatty[..12].to_owned(),
+            tail: 4,
+            ..Default::default()
+        },
+        usize::MAX,
+    )
+    .await;
+    assert_eq!(last.len(), 4, "{last:#?}");
+    assert!(last.iter().all(|l| l.time.is_some()));
+    let stdout = last
+        .iter()
+        .filter(|l| l.stream == pb::LogStream::Stdout as i32);
+    assert!(
+        stdout.clone().all(|l| l.text.starts_with("tick ")),
+        "{last:#?}"
+    );
+    assert!((1..=3).contains(&stdout.count()), "{last:#?}");
+
+    // Every line from the start: the 20,000-character line is cut at 16 KiB.
+    let all = read_logs(
+        &mut client,
+        pb::TailLogsRequest {
+            container: chatty.clone(),
+            streams: vec![pb::LogStream::Stdout as i32],
+            regex: "^x+$".into(),
+            ..Default::default()
+        },
+        usize::MAX,
+    )
+    .await;
+    assert_eq!(all.len(), 1, "{} lines", all.len());
+    assert!(all[0].truncated);
+    assert!(
+        (16_000..=16_384).contains(&all[0].text.len()),
+        "{}",
+        all[0].text.len()
+    );
+
+    // Follow stderr with a regex: new lines keep coming.
+    let followed = read_logs(
+        &mut client,
+        pb::TailLogsRequest {
+            container: chatty.clone(),
+            follow: true,
+            tail: 1,
+            streams: vec![pb::LogStream::Stderr as i32],
+            regex: r"^warn \d*[05]$".into(),
+            ..Default::default()
+        },
+        3,
+    )
+    .await;
+    assert!(followed.len() >= 3, "{followed:#?}");
+    assert!(
+        followed
+            .iter()
+            .all(|l| l.stream == pb::LogStream::Stderr as i32)
+    );
+    let numbers: Vec<u64> = followed
+        .iter()
+        .map(|l| l.text.trim_start_matches("warn ").parse().unwrap())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+
+    for (request, code) in [
+        (
+            pb::TailLogsRequest {
+                container: "no-such".into(),
+                ..Default::default()
+            },
+            tonic::Code::NotFound,
+        ),
+        (
+            pb::TailLogsRequest {
+                container: chatty.clone(),
+                regex: "(".into(),
+                ..Default::default()
+            },
+            tonic::Code::InvalidArgument,
+        ),
+        (
+            pb::TailLogsRequest {
+                container: chatty.clone(),
+                tail: 20_000,
+                ..Default::default()
+            },
+            tonic::Code::InvalidArgument,
+        ),
+    ] {
+        let err = client.tail_logs(request).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err:?}");
+    }
+    harness.shutdown().await;
+}

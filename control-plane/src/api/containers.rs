@@ -1,6 +1,12 @@
 //! `pharos.v1.ContainerService`: reads of the containers collector's index.
 
+use std::pin::Pin;
 use std::sync::Arc;
+
+use bollard::Docker;
+use futures::{Stream, StreamExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use pharos_proto::v1 as pb;
 use pharos_proto::v1::container_service_server::ContainerService;
@@ -8,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::timestamp;
 use super::error::ApiError;
+use crate::containers::logs::{self, LogQuery};
 use crate::containers::{ContainerIndex, ContainerQuery, ServiceStats};
 use crate::domain::{
     Container, ContainerHealth, ContainerState, ContainerStats, EngineState, EngineStatus,
@@ -15,13 +22,26 @@ use crate::domain::{
 
 pub struct ContainerApi {
     index: Arc<ContainerIndex>,
+    docker: watch::Receiver<Option<Docker>>,
+    /// Ends TailLogs streams at shutdown.
+    streams: CancellationToken,
 }
 
 impl ContainerApi {
-    pub fn new(index: Arc<ContainerIndex>) -> ContainerApi {
-        ContainerApi { index }
+    pub fn new(
+        index: Arc<ContainerIndex>,
+        docker: watch::Receiver<Option<Docker>>,
+        streams: CancellationToken,
+    ) -> ContainerApi {
+        ContainerApi {
+            index,
+            docker,
+            streams,
+        }
     }
 }
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<pb::TailLogsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ContainerService for ContainerApi {
@@ -74,6 +94,79 @@ impl ContainerService for ContainerApi {
             .map(service_stats)
             .collect();
         Ok(Response::new(pb::ListServiceStatsResponse { services }))
+    }
+
+    type TailLogsStream = LogStream;
+
+    async fn tail_logs(
+        &self,
+        request: Request<pb::TailLogsRequest>,
+    ) -> Result<Response<Self::TailLogsStream>, Status> {
+        let request = request.into_inner();
+        let container = self.index.find(&request.container).ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no tracked container {:?} (ListContainers shows them; use an id or a name)",
+                request.container
+            ))
+        })?;
+        if request.tail > logs::MAX_TAIL {
+            return Err(ApiError::InvalidArgument(format!(
+                "tail {} is too many lines; the maximum is {}",
+                request.tail,
+                logs::MAX_TAIL
+            ))
+            .into());
+        }
+        let regex = match request.regex.as_str() {
+            "" => None,
+            pattern => Some(regex::Regex::new(pattern).map_err(|err| {
+                ApiError::InvalidArgument(format!("invalid regex {pattern:?}: {err}"))
+            })?),
+        };
+        let mut stdout = false;
+        let mut stderr = false;
+        for value in &request.streams {
+            match pb::LogStream::try_from(*value) {
+                Ok(pb::LogStream::Stdout) => stdout = true,
+                Ok(pb::LogStream::Stderr) => stderr = true,
+                _ => {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "streams: {value} is not LOG_STREAM_STDOUT or LOG_STREAM_STDERR"
+                    ))
+                    .into());
+                }
+            }
+        }
+        if !stdout && !stderr {
+            (stdout, stderr) = (true, true);
+        }
+        let Some(docker) = self.docker.borrow().clone() else {
+            return Err(Status::unavailable(format!(
+                "the container engine is not reachable ({}); see GetEngineStatus",
+                self.index.engine().state.as_str()
+            )));
+        };
+        let query = LogQuery {
+            follow: request.follow,
+            since_micros: request
+                .since
+                .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000),
+            tail: (request.tail > 0).then_some(request.tail),
+            stdout,
+            stderr,
+            contains: Some(request.contains).filter(|c| !c.is_empty()),
+            regex,
+        };
+        let shutdown = self.streams.clone();
+        let lines = logs::tail(docker, container.id, query)
+            .map(|batch| match batch {
+                Ok(lines) => Ok(pb::TailLogsResponse {
+                    lines: lines.into_iter().map(log_line).collect(),
+                }),
+                Err(err) => Err(Status::unavailable(format!("reading logs failed: {err}"))),
+            })
+            .take_until(shutdown.cancelled_owned());
+        Ok(Response::new(Box::pin(lines)))
     }
 
     async fn get_engine_status(
@@ -175,4 +268,16 @@ fn state_from_proto(value: i32) -> Option<ContainerState> {
         pb::ContainerState::Dead => ContainerState::Dead,
         pb::ContainerState::Unspecified => return None,
     })
+}
+
+fn log_line(line: logs::LogLine) -> pb::LogLine {
+    pb::LogLine {
+        stream: match line.stream {
+            logs::LogStream::Stdout => pb::LogStream::Stdout,
+            logs::LogStream::Stderr => pb::LogStream::Stderr,
+        } as i32,
+        text: line.text,
+        time: line.at_micros.map(timestamp),
+        truncated: line.truncated,
+    }
 }

@@ -111,6 +111,20 @@ impl ContainerIndex {
         self.read().containers.get(id).cloned()
     }
 
+    /// A tracked container by id, id prefix (12 characters or more) or name.
+    pub fn find(&self, key: &str) -> Option<Container> {
+        let state = self.read();
+        if let Some(found) = state.containers.get(key) {
+            return Some(found.clone());
+        }
+        let mut matches = state
+            .containers
+            .values()
+            .filter(|c| c.name == key || (key.len() >= 12 && c.id.starts_with(key)));
+        let found = matches.next()?;
+        matches.next().is_none().then(|| found.clone())
+    }
+
     /// Containers that match, sorted by deployment then name, with their latest stats.
     pub fn query(&self, query: &ContainerQuery) -> Vec<(Container, Option<ContainerStats>)> {
         let state = self.read();

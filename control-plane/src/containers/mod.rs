@@ -10,6 +10,7 @@
 
 pub mod collector;
 mod index;
+pub mod logs;
 mod matching;
 pub mod stats;
 
