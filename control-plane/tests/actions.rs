@@ -578,7 +578,7 @@ async fn http_ok(port: u16) -> bool {
         s.read_to_end(&mut buf).await.ok()?;
         Some(buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200"))
     };
-    tokio::time::timeout(Duration::from_millis(500), exchange)
+    tokio::time::timeout(Duration::from_secs(2), exchange)
         .await
         .ok()
         .flatten()

@@ -136,6 +136,7 @@ async fn run_pharos(args: &ServerArgs) -> anyhow::Result<()> {
         retention: Default::default(),
         history_flush: Duration::from_secs(1),
         web_root: None,
+        containers: Default::default(),
     };
     let running = server::start(settings).await.context("starting pharosd")?;
     let sink = Sink::Pharos {
