@@ -21,9 +21,8 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use pharos_control_plane::catalog::CatalogSource;
-use pharos_control_plane::config::Settings;
+use pharos_control_plane::config::{Cli, Settings};
 use pharos_control_plane::server;
-use pharos_control_plane::watch::WatchOptions;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -128,23 +127,16 @@ async fn run_pharos(checks: usize, args: &Args) -> anyhow::Result<Figures> {
         }
     }
     drop(catalog);
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().join("data"),
-        database_url: None,
-        catalog: CatalogSource::File(catalog_path),
-        tokens: Vec::new(),
-        watch: WatchOptions::default(),
-        ring_capacity: 16_384,
-        journal_retention: 1_000_000,
-        compaction_interval: Duration::from_secs(3600),
-        catalog_poll_interval: Duration::from_secs(60),
-        shutdown_deadline: Duration::from_secs(4),
-        health: Default::default(),
-        retention: Default::default(),
-        history_flush: Duration::from_secs(1),
-        web_root: None,
-    };
+    // pharosd's own defaults, then what the benchmark needs.
+    let cli = Cli::parse_from(["pharosd", "--listen", "127.0.0.1:0"]);
+    let mut settings = Settings::resolve(&cli.options)?;
+    settings.data_dir = dir.path().join("data");
+    settings.database_url = None;
+    settings.catalog = CatalogSource::File(catalog_path);
+    settings.compaction_interval = Duration::from_secs(3600);
+    settings.catalog_poll_interval = Duration::from_secs(60);
+    settings.web_root = None;
+    settings.containers = Default::default();
     let running = server::start(settings).await?;
     tokio::time::sleep(args.warmup).await;
     let stats = running.probe_stats.clone();

@@ -15,14 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 use futures::Stream;
 use pharos_control_plane::catalog::CatalogSource;
 use pharos_control_plane::config::Settings;
 use pharos_control_plane::domain::{Event, Severity};
 use pharos_control_plane::journal::{Change, WriterHandle, now_micros};
 use pharos_control_plane::server;
-use pharos_control_plane::watch::WatchOptions;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinHandle;
@@ -120,23 +119,16 @@ async fn run_pharos(args: &ServerArgs) -> anyhow::Result<()> {
         (None, Some(dir)) => dir.path().join("data"),
         (None, None) => unreachable!("a temporary directory was created"),
     };
-    let settings = Settings {
-        listen: args.listen,
-        data_dir,
-        database_url: None,
-        catalog: CatalogSource::Embedded,
-        tokens: Vec::new(),
-        watch: WatchOptions::default(),
-        ring_capacity: RING_CAPACITY,
-        journal_retention: 1_000_000,
-        compaction_interval: Duration::from_secs(60),
-        catalog_poll_interval: Duration::from_secs(1),
-        shutdown_deadline: Duration::from_secs(4),
-        health: Default::default(),
-        retention: Default::default(),
-        history_flush: Duration::from_secs(1),
-        web_root: None,
-    };
+    // pharosd's own defaults, then what the benchmark needs.
+    let cli = pharos_control_plane::config::Cli::parse_from(["pharosd"]);
+    let mut settings = Settings::resolve(&cli.options)?;
+    settings.listen = args.listen;
+    settings.data_dir = data_dir;
+    settings.database_url = None;
+    settings.catalog = CatalogSource::Embedded;
+    settings.ring_capacity = RING_CAPACITY;
+    settings.web_root = None;
+    settings.containers = Default::default();
     let running = server::start(settings).await.context("starting pharosd")?;
     let sink = Sink::Pharos {
         writer: running.writer.clone(),

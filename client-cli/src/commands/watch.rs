@@ -14,8 +14,8 @@ use crate::output::{Output, status_name};
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
-    /// Topics to watch: catalog, events, health [default: all]
-    #[arg(value_parser = ["catalog", "events", "health"])]
+    /// Topics to watch: catalog, events, health, containers, operations [default: all]
+    #[arg(value_parser = ["catalog", "events", "health", "containers", "operations"])]
     topics: Vec<String>,
     /// Resume after this revision instead of starting with a snapshot
     #[arg(long, default_value_t = 0)]
@@ -43,6 +43,8 @@ pub async fn run(client: &Client, args: WatchArgs, out: Output) -> Result<(), Cl
         .map(|topic| match topic.as_str() {
             "catalog" => pb::WatchTopic::Catalog as i32,
             "health" => pb::WatchTopic::Health as i32,
+            "containers" => pb::WatchTopic::Containers as i32,
+            "operations" => pb::WatchTopic::Operations as i32,
             _ => pb::WatchTopic::Events as i32,
         })
         .collect();
@@ -213,6 +215,34 @@ fn summary(change: &pb::Change) -> String {
             health.unhealthy_checks,
             health.unknown_checks
         ),
+        Some(Object::Container(c)) => {
+            let deployment = if c.deployment_id.is_empty() {
+                "unmatched"
+            } else {
+                c.deployment_id.as_str()
+            };
+            format!("{} {} ({deployment})", c.name, c.status_text)
+        }
+        Some(Object::ContainerEngine(engine)) => {
+            let state = pb::EngineState::try_from(engine.state)
+                .map(|s| {
+                    s.as_str_name()
+                        .trim_start_matches("ENGINE_STATE_")
+                        .to_lowercase()
+                })
+                .unwrap_or_default();
+            format!("engine {state} {}{}", engine.version, engine.error)
+        }
+        Some(Object::Operation(op)) => {
+            let state = pb::OperationState::try_from(op.state)
+                .map(|s| {
+                    s.as_str_name()
+                        .trim_start_matches("OPERATION_STATE_")
+                        .to_lowercase()
+                })
+                .unwrap_or_default();
+            format!("{} {state} {}", op.deployment_id, op.result)
+        }
         None => String::new(),
     }
 }

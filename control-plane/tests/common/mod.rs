@@ -75,6 +75,8 @@ impl Harness {
         settings.catalog_poll_interval = Duration::from_millis(50);
         settings.history_flush = Duration::from_millis(100);
         settings.web_root = None;
+        // Containers only where a test asks for an engine.
+        settings.containers = Default::default();
         tweak(&mut settings);
         let server = server::start(settings.clone())
             .await

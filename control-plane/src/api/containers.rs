@@ -1,0 +1,283 @@
+//! `pharos.v1.ContainerService`: reads of the containers collector's index.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bollard::Docker;
+use futures::{Stream, StreamExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use pharos_proto::v1 as pb;
+use pharos_proto::v1::container_service_server::ContainerService;
+use tonic::{Request, Response, Status};
+
+use super::convert::timestamp;
+use super::error::ApiError;
+use crate::containers::logs::{self, LogQuery};
+use crate::containers::{ContainerIndex, ContainerQuery, ServiceStats};
+use crate::domain::{
+    Container, ContainerHealth, ContainerState, ContainerStats, EngineState, EngineStatus,
+};
+
+pub struct ContainerApi {
+    index: Arc<ContainerIndex>,
+    docker: watch::Receiver<Option<Docker>>,
+    /// Ends TailLogs streams at shutdown.
+    streams: CancellationToken,
+}
+
+impl ContainerApi {
+    pub fn new(
+        index: Arc<ContainerIndex>,
+        docker: watch::Receiver<Option<Docker>>,
+        streams: CancellationToken,
+    ) -> ContainerApi {
+        ContainerApi {
+            index,
+            docker,
+            streams,
+        }
+    }
+}
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<pb::TailLogsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ContainerService for ContainerApi {
+    async fn list_containers(
+        &self,
+        request: Request<pb::ListContainersRequest>,
+    ) -> Result<Response<pb::ListContainersResponse>, Status> {
+        let request = request.into_inner();
+        let mut states = Vec::new();
+        for value in &request.states {
+            states.push(state_from_proto(*value).ok_or_else(|| {
+                ApiError::InvalidArgument(format!(
+                    "states: {value} is not a container state (use CONTAINER_STATE_RUNNING, CONTAINER_STATE_EXITED, ...)"
+                ))
+            })?);
+        }
+        let query = ContainerQuery {
+            projects: request.projects,
+            environments: request.environments,
+            deployment_id: Some(request.deployment_id).filter(|id| !id.is_empty()),
+            states,
+            unmatched_only: request.unmatched_only,
+            labels: request.labels.into_iter().collect(),
+        };
+        let containers = self
+            .index
+            .query(&query)
+            .iter()
+            .map(|(c, stats)| container(c, stats.as_ref()))
+            .collect();
+        Ok(Response::new(pb::ListContainersResponse {
+            containers,
+            engine: Some(engine_status(&self.index.engine())),
+        }))
+    }
+
+    async fn list_service_stats(
+        &self,
+        request: Request<pb::ListServiceStatsRequest>,
+    ) -> Result<Response<pb::ListServiceStatsResponse>, Status> {
+        let request = request.into_inner();
+        let services = self
+            .index
+            .service_stats()
+            .into_iter()
+            .filter(|s| request.projects.is_empty() || request.projects.contains(&s.project_id))
+            .filter(|s| {
+                request.environments.is_empty() || request.environments.contains(&s.environment)
+            })
+            .map(service_stats)
+            .collect();
+        Ok(Response::new(pb::ListServiceStatsResponse { services }))
+    }
+
+    type TailLogsStream = LogStream;
+
+    async fn tail_logs(
+        &self,
+        request: Request<pb::TailLogsRequest>,
+    ) -> Result<Response<Self::TailLogsStream>, Status> {
+        let request = request.into_inner();
+        let container = self.index.find(&request.container).ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no tracked container {:?} (ListContainers shows them; use an id or a name)",
+                request.container
+            ))
+        })?;
+        if request.tail > logs::MAX_TAIL {
+            return Err(ApiError::InvalidArgument(format!(
+                "tail {} is too many lines; the maximum is {}",
+                request.tail,
+                logs::MAX_TAIL
+            ))
+            .into());
+        }
+        let regex = match request.regex.as_str() {
+            "" => None,
+            pattern => Some(regex::Regex::new(pattern).map_err(|err| {
+                ApiError::InvalidArgument(format!("invalid regex {pattern:?}: {err}"))
+            })?),
+        };
+        let mut stdout = false;
+        let mut stderr = false;
+        for value in &request.streams {
+            match pb::LogStream::try_from(*value) {
+                Ok(pb::LogStream::Stdout) => stdout = true,
+                Ok(pb::LogStream::Stderr) => stderr = true,
+                _ => {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "streams: {value} is not LOG_STREAM_STDOUT or LOG_STREAM_STDERR"
+                    ))
+                    .into());
+                }
+            }
+        }
+        if !stdout && !stderr {
+            (stdout, stderr) = (true, true);
+        }
+        let Some(docker) = self.docker.borrow().clone() else {
+            return Err(Status::unavailable(format!(
+                "the container engine is not reachable ({}); see GetEngineStatus",
+                self.index.engine().state.as_str()
+            )));
+        };
+        let query = LogQuery {
+            follow: request.follow,
+            since_micros: request
+                .since
+                .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000),
+            tail: (request.tail > 0).then_some(request.tail),
+            stdout,
+            stderr,
+            contains: Some(request.contains).filter(|c| !c.is_empty()),
+            regex,
+        };
+        let shutdown = self.streams.clone();
+        let lines = logs::tail(docker, container.id, query)
+            .map(|batch| match batch {
+                Ok(lines) => Ok(pb::TailLogsResponse {
+                    lines: lines.into_iter().map(log_line).collect(),
+                }),
+                Err(err) => Err(Status::unavailable(format!("reading logs failed: {err}"))),
+            })
+            .take_until(shutdown.cancelled_owned());
+        Ok(Response::new(Box::pin(lines)))
+    }
+
+    async fn get_engine_status(
+        &self,
+        _request: Request<pb::GetEngineStatusRequest>,
+    ) -> Result<Response<pb::GetEngineStatusResponse>, Status> {
+        Ok(Response::new(pb::GetEngineStatusResponse {
+            engine: Some(engine_status(&self.index.engine())),
+        }))
+    }
+}
+
+fn service_stats(s: ServiceStats) -> pb::ServiceStats {
+    pb::ServiceStats {
+        deployment_id: s.deployment_id,
+        project_id: s.project_id,
+        environment: s.environment,
+        service: s.service,
+        containers: s.containers,
+        running: s.running,
+        cpu_percent: s.cpu_percent,
+        memory_used_bytes: s.memory_used_bytes,
+        memory_limit_bytes: s.memory_limit_bytes,
+        restart_count: s.restart_count,
+    }
+}
+
+pub fn container(c: &Container, stats: Option<&ContainerStats>) -> pb::Container {
+    pb::Container {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        image: c.image.clone(),
+        labels: c
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        deployment_id: c.deployment_id.clone().unwrap_or_default(),
+        project_id: c.project_id.clone().unwrap_or_default(),
+        environment: c.environment.clone().unwrap_or_default(),
+        service: c.service.clone(),
+        state: state(c.state) as i32,
+        health: match c.health {
+            ContainerHealth::None => pb::ContainerHealth::Unspecified,
+            ContainerHealth::Starting => pb::ContainerHealth::Starting,
+            ContainerHealth::Healthy => pb::ContainerHealth::Healthy,
+            ContainerHealth::Unhealthy => pb::ContainerHealth::Unhealthy,
+        } as i32,
+        status_text: c.status_text.clone(),
+        exit_code: c.exit_code,
+        created: (c.created_micros > 0).then(|| timestamp(c.created_micros)),
+        started: c.started_micros.map(timestamp),
+        restart_count: c.restart_count,
+        stats: stats.map(|s| pb::ContainerStats {
+            cpu_percent: s.cpu_percent,
+            memory_used_bytes: s.memory_used_bytes,
+            memory_limit_bytes: s.memory_limit_bytes,
+            time: Some(timestamp(s.at_micros)),
+        }),
+    }
+}
+
+pub fn engine_status(engine: &EngineStatus) -> pb::EngineStatus {
+    pb::EngineStatus {
+        endpoint: engine.endpoint.clone(),
+        state: match engine.state {
+            EngineState::Disabled => pb::EngineState::Disabled,
+            EngineState::Connecting => pb::EngineState::Connecting,
+            EngineState::Up => pb::EngineState::Up,
+            EngineState::Down => pb::EngineState::Down,
+        } as i32,
+        version: engine.version.clone(),
+        error: engine.error.clone(),
+        since: Some(timestamp(engine.since_micros)),
+    }
+}
+
+fn state(state: ContainerState) -> pb::ContainerState {
+    match state {
+        ContainerState::Created => pb::ContainerState::Created,
+        ContainerState::Running => pb::ContainerState::Running,
+        ContainerState::Paused => pb::ContainerState::Paused,
+        ContainerState::Restarting => pb::ContainerState::Restarting,
+        ContainerState::Removing => pb::ContainerState::Removing,
+        ContainerState::Exited => pb::ContainerState::Exited,
+        ContainerState::Dead => pb::ContainerState::Dead,
+        ContainerState::Unknown => pb::ContainerState::Unspecified,
+    }
+}
+
+fn state_from_proto(value: i32) -> Option<ContainerState> {
+    Some(match pb::ContainerState::try_from(value).ok()? {
+        pb::ContainerState::Created => ContainerState::Created,
+        pb::ContainerState::Running => ContainerState::Running,
+        pb::ContainerState::Paused => ContainerState::Paused,
+        pb::ContainerState::Restarting => ContainerState::Restarting,
+        pb::ContainerState::Removing => ContainerState::Removing,
+        pb::ContainerState::Exited => ContainerState::Exited,
+        pb::ContainerState::Dead => ContainerState::Dead,
+        pb::ContainerState::Unspecified => return None,
+    })
+}
+
+fn log_line(line: logs::LogLine) -> pb::LogLine {
+    pb::LogLine {
+        stream: match line.stream {
+            logs::LogStream::Stdout => pb::LogStream::Stdout,
+            logs::LogStream::Stderr => pb::LogStream::Stderr,
+        } as i32,
+        text: line.text,
+        time: line.at_micros.map(timestamp),
+        truncated: line.truncated,
+    }
+}
