@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod health;
 pub mod journal;
+pub mod metrics;
 pub mod server;
 pub mod storage;
 pub mod watch;
