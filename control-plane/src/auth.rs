@@ -158,6 +158,10 @@ pub fn required_role(path: &str) -> Option<Role> {
         ("/pharos.v1.WatchService/", Role::Viewer),
         ("/pharos.v1.HealthService/Heartbeat", Role::Operator),
         ("/pharos.v1.HealthService/", Role::Viewer),
+        ("/pharos.v1.MetricsService/PushMetrics", Role::Operator),
+        ("/pharos.v1.MetricsService/", Role::Viewer),
+        ("/pharos.v1.EventService/ReportEvents", Role::Operator),
+        ("/pharos.v1.EventService/", Role::Viewer),
         ("/grpc.reflection.v1.ServerReflection/", Role::Viewer),
         ("/grpc.reflection.v1alpha.ServerReflection/", Role::Viewer),
     ];

@@ -35,6 +35,7 @@ pub struct RunningServer {
     pub writer: crate::journal::WriterHandle,
     pub store: JournalStore,
     pub probe_stats: Arc<crate::health::engine::ProbeStats>,
+    pub metrics: Arc<crate::metrics::store::MetricStore>,
     /// Ends open Watch streams (with "reconnect and resume").
     streams: CancellationToken,
     /// Stops accepting connections and drains the open ones.
@@ -120,8 +121,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let probe_stats = engine.stats();
     let history = HistoryStore::new(db.clone());
 
+    let metric_store = Arc::new(crate::metrics::store::MetricStore::new(
+        db.clone(),
+        Default::default(),
+    ));
+    let (scraper, scrape_targets) = crate::metrics::scrape::Scraper::new(
+        view.clone(),
+        metric_store.clone(),
+        writer_handle.clone(),
+    );
+
     let collectors = CancellationToken::new();
-    let tasks = vec![
+    let mut tasks = vec![
         (
             "health-engine",
             tokio::spawn(engine.run(collectors.clone())),
@@ -149,6 +160,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             )),
         ),
     ];
+    tasks.push((
+        "metrics-scraper",
+        tokio::spawn(scraper.run(collectors.clone())),
+    ));
+    tasks.push((
+        "metrics-rollups",
+        tokio::spawn(crate::metrics::flush_periodically(
+            metric_store.clone(),
+            collectors.clone(),
+        )),
+    ));
 
     let streams = CancellationToken::new();
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -181,6 +203,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             view,
             hub.clone(),
         )))
+        .add_service(
+            pharos_proto::v1::metrics_service_server::MetricsServiceServer::new(
+                crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone()),
+            ),
+        )
         .add_service(WatchServiceServer::new(WatchApi::new(
             hub.clone(),
             store.clone(),
@@ -225,6 +252,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         writer: writer_handle,
         store,
         probe_stats,
+        metrics: metric_store,
         streams,
         serving,
         collectors,

@@ -5,9 +5,11 @@ mod catalog;
 mod convert;
 mod error;
 mod health;
+mod metrics;
 mod watch;
 
 pub use catalog::CatalogApi;
 pub use error::ApiError;
 pub use health::HealthApi;
+pub use metrics::MetricsApi;
 pub use watch::WatchApi;

@@ -4,6 +4,7 @@
 mod catalog;
 mod event;
 mod health;
+mod metrics;
 
 pub use catalog::{
     Catalog, CheckSpec, Deployment, Environment, PortAllocation, PortRange, PortType, Project,
@@ -11,3 +12,4 @@ pub use catalog::{
 };
 pub use event::{Event, Severity};
 pub use health::{CheckHealth, CheckResult, DeploymentHealth, HealthStatus, check_id};
+pub use metrics::{AlertCondition, AlertRule, Comparison, MetricsCatalog, ScrapeTarget, Webhook};

@@ -306,7 +306,10 @@ fn parse_value(text: &str) -> Result<f64, LineError> {
             .parse::<f64>()
             .ok()
             // Rust also accepts "infinity" and "nan" spelled out; the format does not.
-            .filter(|_| text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)))
+            .filter(|_| {
+                text.bytes()
+                    .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+            })
             .ok_or(LineError::Malformed("value is not a number")),
     }
 }
@@ -317,9 +320,7 @@ fn parse_timestamp(text: &str) -> Result<i64, LineError> {
         return Ok(ms);
     }
     match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds.abs() < 1e14 => {
-            Ok((seconds * 1000.0) as i64)
-        }
+        Ok(seconds) if seconds.is_finite() && seconds.abs() < 1e14 => Ok((seconds * 1000.0) as i64),
         _ => Err(LineError::Malformed("timestamp is not a number")),
     }
 }
@@ -373,7 +374,8 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_counted_and_the_first_is_named() {
-        let text = "good 1\n{bad} 1\nname{a=\"x} 1\nname{a=x} 1\nname 1 2 3\nname notanumber\nok 2\n";
+        let text =
+            "good 1\n{bad} 1\nname{a=\"x} 1\nname{a=x} 1\nname 1 2 3\nname notanumber\nok 2\n";
         let parsed = parse(text, &Limits::default());
         assert_eq!(parsed.samples.len(), 2);
         assert_eq!(parsed.problems.malformed_lines, 5);
