@@ -9,6 +9,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod health;
 pub mod journal;
 pub mod metrics;

@@ -204,6 +204,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             hub.clone(),
         )))
         .add_service(
+            pharos_proto::v1::event_service_server::EventServiceServer::new(
+                crate::api::EventsApi::new(
+                    writer_handle.clone(),
+                    crate::events::EventHistory::new(db.clone()),
+                ),
+            ),
+        )
+        .add_service(
             pharos_proto::v1::metrics_service_server::MetricsServiceServer::new(
                 crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone()),
             ),

@@ -1,5 +1,6 @@
-//! One-minute metric rollups. Events need no table of their own: they are journal
-//! entries on the `events` topic, which `EventService` reads.
+//! One-minute metric rollups, and an index for event history. Events need no table of
+//! their own: they are journal entries on the `events` topic, which `EventService` reads
+//! newest first, often from a point in time.
 
 use sea_orm_migration::prelude::*;
 
@@ -18,6 +19,13 @@ enum MetricRollups {
     Min,
     Max,
     Last,
+}
+
+#[derive(DeriveIden)]
+enum Journal {
+    Table,
+    Topic,
+    Revision,
 }
 
 #[async_trait::async_trait]
@@ -70,10 +78,28 @@ impl MigrationTrait for Migration {
                     .col(MetricRollups::MinuteMs)
                     .to_owned(),
             )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("journal_topic_revision")
+                    .table(Journal::Table)
+                    .col(Journal::Topic)
+                    .col(Journal::Revision)
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("journal_topic_revision")
+                    .table(Journal::Table)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_table(Table::drop().table(MetricRollups::Table).to_owned())
             .await

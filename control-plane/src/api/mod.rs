@@ -4,12 +4,14 @@
 mod catalog;
 mod convert;
 mod error;
+mod events;
 mod health;
 mod metrics;
 mod watch;
 
 pub use catalog::CatalogApi;
 pub use error::ApiError;
+pub use events::EventsApi;
 pub use health::HealthApi;
 pub use metrics::MetricsApi;
 pub use watch::WatchApi;
