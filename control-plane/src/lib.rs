@@ -15,6 +15,7 @@ pub mod journal;
 pub mod metrics;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
 pub mod watch;
 mod web;
 

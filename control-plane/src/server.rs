@@ -131,6 +131,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         writer_handle.clone(),
     );
 
+    let health_state_for_metrics = health_state.clone();
     let collectors = CancellationToken::new();
     let mut tasks = vec![
         (
@@ -229,8 +230,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             "no dashboard build found (web-client/dist); serving a landing page at /"
         ),
     }
+    let rpc_stats = crate::telemetry::RpcStats::default();
+    let telemetry = crate::telemetry::Telemetry {
+        rpc: rpc_stats.clone(),
+        hub: hub.clone(),
+        health: health_state_for_metrics,
+        probes: probe_stats.clone(),
+        targets: scrape_targets.clone(),
+        store: metric_store.clone(),
+    };
     let routes = tonic::service::Routes::from(web::routes(
-        routes.into_axum_router(),
+        telemetry.route(routes.into_axum_router()),
         streams.clone(),
         web_root.as_deref(),
     ));
@@ -238,6 +248,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let serving = CancellationToken::new();
     let layers = ServiceBuilder::new()
         .layer(web::GrpcWebOnlyLayer)
+        .layer(crate::telemetry::RpcMetricsLayer::new(rpc_stats))
         .layer(AuthLayer::new(Arc::new(policy)))
         .into_inner();
     let server = tonic::transport::Server::builder()

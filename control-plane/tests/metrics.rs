@@ -492,5 +492,31 @@ async fn pushed_series_reads_back_exactly() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert!(status.message().contains("selector.name"));
+
+    // pharosd's own /metrics counts those calls by method and code, in a text that the
+    // exposition parser reads without a single refused line.
+    let response = pharos_e2e::http_get(&harness.server().addr.to_string(), "/metrics")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    let text = response.body;
+    for line in [
+        "pharos_rpc_requests_total{method=\"/pharos.v1.MetricsService/PushMetrics\",code=\"OK\"} 1",
+        "pharos_rpc_requests_total{method=\"/pharos.v1.MetricsService/QueryRange\",code=\"INVALID_ARGUMENT\"} 1",
+        "pharos_rpc_duration_seconds_count{method=\"/pharos.v1.MetricsService/PushMetrics\"} 1",
+        "pharos_rpc_open_calls{method=\"/pharos.v1.MetricsService/PushMetrics\"} 0",
+        "pharos_metric_series 1",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    let parsed = pharos_control_plane::metrics::exposition::parse(&text, &Default::default());
+    assert_eq!(parsed.problems.total(), 0, "{:?}", parsed.problems);
+    let revision = parsed
+        .samples
+        .iter()
+        .find(|s| s.name == "pharos_journal_revision")
+        .unwrap();
+    assert!(revision.value >= 1.0);
+    assert!(parsed.samples.iter().any(|s| s.name == "pharos_checks"));
     harness.shutdown().await;
 }
