@@ -217,12 +217,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
                 crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone()),
             ),
         )
-        .add_service(WatchServiceServer::new(WatchApi::new(
-            hub.clone(),
-            store.clone(),
-            settings.watch,
-            streams.clone(),
-        )));
+        .add_service(WatchServiceServer::new(
+            WatchApi::new(hub.clone(), store.clone(), settings.watch, streams.clone())
+                .with_metrics(metric_store.clone()),
+        ));
     let web_root = web::find_web_root(settings.web_root.as_deref());
     match &web_root {
         Some(root) => tracing::info!(web_root = %root.display(), "serving the dashboard"),

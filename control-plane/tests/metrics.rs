@@ -520,3 +520,88 @@ async fn pushed_series_reads_back_exactly() {
     assert!(parsed.samples.iter().any(|s| s.name == "pharos_checks"));
     harness.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_batches_of_selected_series() {
+    let harness = start(&catalog(&[])).await;
+    let mut client = client(&harness).await;
+    let mut watch =
+        pharos_proto::v1::watch_service_client::WatchServiceClient::connect(harness.url())
+            .await
+            .unwrap();
+    // Asking for the topic without naming series is refused with the fix.
+    let status = watch
+        .watch(auth(pb::WatchRequest {
+            topics: vec![pb::WatchTopic::Metrics as i32],
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("metric_selectors"));
+
+    let mut stream = watch
+        .watch(auth(pb::WatchRequest {
+            topics: vec![pb::WatchTopic::Metrics as i32],
+            metric_selectors: vec![pb::SeriesSelector {
+                name: "live_gauge".to_owned(),
+                labels: [("shard".to_owned(), "a".to_owned())].into(),
+            }],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let push = |values: Vec<(&'static str, f64)>| pb::PushMetricsRequest {
+        samples: values
+            .into_iter()
+            .map(|(shard, value)| pb::PushedSample {
+                name: "live_gauge".to_owned(),
+                labels: [("shard".to_owned(), shard.to_owned())].into(),
+                value,
+                time_unix_ms: 0,
+            })
+            .collect(),
+    };
+    let mut received: Vec<f64> = Vec::new();
+    let mut batch_times: Vec<i64> = Vec::new();
+    let mut pushed = 0;
+    let deadline = Instant::now() + DEADLINE;
+    while received.len() < 6 {
+        // Push a new pair (one selected shard, one not) before waiting for each batch.
+        if pushed < 3 {
+            pushed += 1;
+            let n = pushed as f64;
+            client
+                .push_metrics(auth(tokio_stream::iter(vec![push(vec![
+                    ("a", n),
+                    ("b", -n),
+                    ("a", n + 0.5),
+                ])])))
+                .await
+                .unwrap();
+        }
+        let message = tokio::time::timeout_at(deadline.into(), stream.message())
+            .await
+            .expect("a batch before the deadline")
+            .unwrap()
+            .unwrap();
+        if let Some(pb::watch_response::Message::Metrics(batch)) = message.message {
+            let time = batch.time.unwrap();
+            batch_times.push(time.seconds * 1000 + i64::from(time.nanos) / 1_000_000);
+            for series in batch.series {
+                assert_eq!(series.labels["shard"], "a");
+                received.extend(series.points.iter().map(|p| p.value));
+            }
+        }
+    }
+    // Each selected point exactly once, in order; the other shard never.
+    assert_eq!(received, [1.0, 1.5, 2.0, 2.5, 3.0, 3.5]);
+    for pair in batch_times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 900,
+            "batches too close: {batch_times:?}"
+        );
+    }
+    harness.shutdown().await;
+}

@@ -152,6 +152,7 @@ pub fn topic(topic: Topic) -> pb::WatchTopic {
         Topic::Catalog => pb::WatchTopic::Catalog,
         Topic::Events => pb::WatchTopic::Events,
         Topic::Health => pb::WatchTopic::Health,
+        Topic::Metrics => pb::WatchTopic::Metrics,
     }
 }
 
@@ -160,6 +161,7 @@ pub fn topic_from_proto(value: i32) -> Option<Topic> {
         pb::WatchTopic::Catalog => Some(Topic::Catalog),
         pb::WatchTopic::Events => Some(Topic::Events),
         pb::WatchTopic::Health => Some(Topic::Health),
+        pb::WatchTopic::Metrics => Some(Topic::Metrics),
         pb::WatchTopic::Unspecified => None,
     }
 }

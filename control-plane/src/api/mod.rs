@@ -6,6 +6,7 @@ mod convert;
 mod error;
 mod events;
 mod health;
+mod live_metrics;
 mod metrics;
 mod watch;
 

@@ -23,16 +23,19 @@ pub enum Topic {
     Catalog,
     Events,
     Health,
+    /// Live metric batches for the series a subscriber selects; never journaled.
+    Metrics,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 3] = [Topic::Catalog, Topic::Events, Topic::Health];
+    pub const ALL: [Topic; 4] = [Topic::Catalog, Topic::Events, Topic::Health, Topic::Metrics];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Topic::Catalog => "catalog",
             Topic::Events => "events",
             Topic::Health => "health",
+            Topic::Metrics => "metrics",
         }
     }
 

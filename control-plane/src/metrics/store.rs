@@ -156,6 +156,8 @@ struct Buffer {
     open: Option<Minute>,
     /// Minutes up to this one are written; late samples for them are refused.
     closed_through: i64,
+    /// Points ever appended: a live subscriber's cursor into `points`.
+    appended: u64,
 }
 
 #[derive(Default)]
@@ -262,6 +264,7 @@ impl MetricStore {
                 buffer.points.pop_front();
             }
             buffer.points.push_back(Point { ms, value });
+            buffer.appended += 1;
             let minute = minute_of(ms);
             match &mut buffer.open {
                 Some(open) if open.start_ms == minute => open.add(value),
@@ -310,6 +313,64 @@ impl MetricStore {
                 })
             })
             .collect()
+    }
+
+    /// For live batches: points of series matching `selector` appended since the
+    /// series' cursor in `cursors` (for a series seen the first time: points after
+    /// `default_after`), at most `budget` points in all; cursors advance past what is
+    /// returned, so each point is returned once.
+    pub fn points_after(
+        &self,
+        selector: &SeriesSelector,
+        cursors: &mut HashMap<SeriesId, u64>,
+        default_after: i64,
+        budget: &mut usize,
+    ) -> Vec<(SeriesId, Vec<Point>)> {
+        let inner = self.lock();
+        let Some(series) = inner.by_name.get(&selector.name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (labels, buffer) in series {
+            if *budget == 0 {
+                break;
+            }
+            if !selector.matches_labels(labels) {
+                continue;
+            }
+            let id = SeriesId {
+                name: selector.name.clone(),
+                labels: labels.clone(),
+            };
+            let held = buffer.points.len();
+            let new = match cursors.get(&id) {
+                // A series dropped and created again restarts its count.
+                Some(&seen) if seen <= buffer.appended => {
+                    ((buffer.appended - seen) as usize).min(held)
+                }
+                _ => buffer
+                    .points
+                    .iter()
+                    .rev()
+                    .take_while(|p| p.ms > default_after)
+                    .count(),
+            };
+            let take = new.min(*budget);
+            cursors.insert(id.clone(), buffer.appended - (new - take) as u64);
+            if take == 0 {
+                continue;
+            }
+            *budget -= take;
+            let points: Vec<Point> = buffer
+                .points
+                .iter()
+                .skip(held - new)
+                .take(take)
+                .copied()
+                .collect();
+            out.push((id, points));
+        }
+        out
     }
 
     /// Points of every matching series in `[start_ms, end_ms]`; with `step_ms > 0`,
