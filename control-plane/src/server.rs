@@ -166,6 +166,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         tokio::spawn(scraper.run(collectors.clone())),
     ));
     tasks.push((
+        "alert-rules",
+        tokio::spawn(
+            crate::metrics::alerts::AlertEvaluator::new(
+                view.clone(),
+                metric_store.clone(),
+                health_state_for_metrics.clone(),
+                writer_handle.clone(),
+            )
+            .run(collectors.clone()),
+        ),
+    ));
+    tasks.push((
         "metrics-rollups",
         tokio::spawn(crate::metrics::flush_periodically(
             metric_store.clone(),

@@ -47,3 +47,4 @@ pub async fn flush_periodically(
         tracing::warn!(error = %err, "writing the open metric rollups at shutdown failed");
     }
 }
+pub mod alerts;
