@@ -443,6 +443,11 @@ impl Telemetry {
                 "gauge",
                 "Samples in the last scrape of each target.",
             ),
+            (
+                "pharos_scrape_samples_total",
+                "counter",
+                "Samples parsed over all scrapes of each target.",
+            ),
         ] {
             family(&mut out, name, kind, help);
             for target in &targets {
@@ -450,6 +455,7 @@ impl Telemetry {
                     "pharos_scrapes_total" => target.scrapes,
                     "pharos_scrape_errors_total" => target.failures,
                     "pharos_scrape_refused_lines" => target.problems.total(),
+                    "pharos_scrape_samples_total" => target.samples_total,
                     _ => target.samples,
                 };
                 let _ = writeln!(out, "{name}{{target=\"{}\"}} {value}", escape(&target.name));

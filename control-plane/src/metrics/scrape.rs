@@ -33,6 +33,8 @@ pub struct TargetStatus {
     pub last_duration: Duration,
     /// Samples parsed in the last scrape.
     pub samples: u64,
+    /// Samples parsed over all scrapes.
+    pub samples_total: u64,
     /// Series values recorded from the last scrape.
     pub recorded: u64,
     pub last_error: Option<String>,
@@ -205,6 +207,7 @@ impl TargetLoop {
                         problems.malformed_lines += 1;
                     }
                     status.samples = parsed.samples.len() as u64;
+                    status.samples_total += status.samples;
                     status.recorded = outcome.accepted;
                     status.rejected += outcome.over_series_limit;
                     status.last_error = None;
