@@ -155,7 +155,7 @@ impl AlertEvaluator {
                 .any(|r| r.name == name && self.states[&name].0 == *r);
             if !keep
                 && let Some((rule, State::Firing { since_ms, event_id })) =
-                    self.states.remove(&name).map(|(rule, state)| (rule, state))
+                    self.states.remove(&name)
             {
                 self.resolve(
                     &rule,

@@ -384,9 +384,9 @@ impl MetricStore {
     ) -> Result<Vec<SeriesPoints>, DbErr> {
         let memory_from = now_ms() - self.config.recent.as_millis() as i64;
         let mut out = if start_ms >= memory_from {
-            self.from_memory(selector, start_ms, end_ms)
+            self.read_memory(selector, start_ms, end_ms)
         } else {
-            self.from_rollups(selector, start_ms, end_ms).await?
+            self.read_rollups(selector, start_ms, end_ms).await?
         };
         if step_ms > 0 {
             for series in &mut out {
@@ -397,7 +397,7 @@ impl MetricStore {
         Ok(out)
     }
 
-    fn from_memory(
+    fn read_memory(
         &self,
         selector: &SeriesSelector,
         start_ms: i64,
@@ -427,7 +427,7 @@ impl MetricStore {
             .collect()
     }
 
-    async fn from_rollups(
+    async fn read_rollups(
         &self,
         selector: &SeriesSelector,
         start_ms: i64,
@@ -513,17 +513,17 @@ impl MetricStore {
                     let closed = buffer
                         .open
                         .is_some_and(|open| open.start_ms + MINUTE_MS <= now);
-                    if stale || closed || all {
-                        if let Some(open) = buffer.open.take() {
-                            buffer.closed_through = open.start_ms;
-                            pending.push((
-                                SeriesId {
-                                    name: name.clone(),
-                                    labels: labels.clone(),
-                                },
-                                open,
-                            ));
-                        }
+                    if (stale || closed || all)
+                        && let Some(open) = buffer.open.take()
+                    {
+                        buffer.closed_through = open.start_ms;
+                        pending.push((
+                            SeriesId {
+                                name: name.clone(),
+                                labels: labels.clone(),
+                            },
+                            open,
+                        ));
                     }
                     if stale {
                         removed += 1;
