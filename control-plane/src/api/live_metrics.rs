@@ -73,12 +73,13 @@ pub fn merge(
     store: Arc<MetricStore>,
     selectors: Vec<SeriesSelector>,
 ) -> impl Stream<Item = Result<pb::WatchResponse, Status>> + Send + 'static {
+    // Taken when the call is answered, so points pushed after that are never missed.
+    let since = now_ms();
     async_stream::stream! {
         let mut journal = std::pin::pin!(journal);
         let mut ticker = tokio::time::interval(BATCH_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
-        let since = now_ms();
         let mut cursors = HashMap::new();
         loop {
             tokio::select! {

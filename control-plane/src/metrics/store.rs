@@ -316,8 +316,8 @@ impl MetricStore {
     }
 
     /// For live batches: points of series matching `selector` appended since the
-    /// series' cursor in `cursors` (for a series seen the first time: points after
-    /// `default_after`), at most `budget` points in all; cursors advance past what is
+    /// series' cursor in `cursors` (for a series seen the first time: points at or
+    /// after `default_after`), at most `budget` points in all; cursors advance past what is
     /// returned, so each point is returned once.
     pub fn points_after(
         &self,
@@ -352,7 +352,7 @@ impl MetricStore {
                     .points
                     .iter()
                     .rev()
-                    .take_while(|p| p.ms > default_after)
+                    .take_while(|p| p.ms >= default_after)
                     .count(),
             };
             let take = new.min(*budget);
