@@ -121,7 +121,9 @@ fn spawn(program: &str, args: &[String], name: &'static str) -> Result<Proc> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .with_context(|| format!("starting {name} ({program}; scripts/install-test-deps.sh installs it)"))?;
+        .with_context(|| {
+            format!("starting {name} ({program}; scripts/install-test-deps.sh installs it)")
+        })?;
     Ok(Proc(child))
 }
 
@@ -266,7 +268,10 @@ async fn main() -> Result<()> {
                             name: "bench_pushed".to_owned(),
                             labels: HashMap::from([
                                 ("stream".to_owned(), stream.to_string()),
-                                ("series".to_owned(), ((chunk * batch + i) % series).to_string()),
+                                (
+                                    "series".to_owned(),
+                                    ((chunk * batch + i) % series).to_string(),
+                                ),
                             ]),
                             value: i as f64,
                             time_unix_ms: 0,
@@ -304,11 +309,27 @@ async fn main() -> Result<()> {
 
     let per_second = accepted as f64 / wall;
     let per_core = accepted as f64 / push_cpu;
-    println!("scrape: {} node_exporter targets every {interval}, {:.0} s measured", args.targets, args.seconds.as_secs_f64());
-    println!("{:<12} {:>14} {:>12} {:>26}", "server", "samples", "cpu s", "cpu s per 100k samples");
-    println!("{:<12} {:>14.0} {:>12.3} {:>26.4}", "pharosd", p_samples, p_cpu, p_per);
-    println!("{:<12} {:>14.0} {:>12.3} {:>26.4}", "prometheus", q_samples, q_cpu, q_per);
-    println!("ratio pharosd / prometheus (cpu per sample): {:.2}", p_per / q_per);
+    println!(
+        "scrape: {} node_exporter targets every {interval}, {:.0} s measured",
+        args.targets,
+        args.seconds.as_secs_f64()
+    );
+    println!(
+        "{:<12} {:>14} {:>12} {:>26}",
+        "server", "samples", "cpu s", "cpu s per 100k samples"
+    );
+    println!(
+        "{:<12} {:>14.0} {:>12.3} {:>26.4}",
+        "pharosd", p_samples, p_cpu, p_per
+    );
+    println!(
+        "{:<12} {:>14.0} {:>12.3} {:>26.4}",
+        "prometheus", q_samples, q_cpu, q_per
+    );
+    println!(
+        "ratio pharosd / prometheus (cpu per sample): {:.2}",
+        p_per / q_per
+    );
     println!(
         "push: {} streams x {} samples per message, {:.1} s: {accepted} accepted, {rejected} refused, {:.0} samples/s, {:.0} samples per pharosd cpu-second",
         args.push_streams, args.batch, wall, per_second, per_core
