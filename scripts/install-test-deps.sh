@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql redis-server mosquitto podman runc busybox-static
-  nghttp2-client prometheus-node-exporter chromium curl)
+  nghttp2-client prometheus-node-exporter prometheus chromium curl)
 # A real terminal for `pharos health -w` and `pharos top` (send-keys, capture-pane).
 APT_PACKAGES+=(tmux)
 # Seeding SQLite for the export test, and the peer of scripts/bench-export.sh.

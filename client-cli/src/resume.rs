@@ -124,7 +124,8 @@ impl ResumingWatch {
                         self.last_revision = self.last_revision.max(progress.revision);
                         return Ok(WatchEvent::Synced(self.last_revision));
                     }
-                    None => {}
+                    // Metric batches come only to streams that select series.
+                    Some(pb::watch_response::Message::Metrics(_)) | None => {}
                 },
                 Ok(None) => {
                     self.stream = None;

@@ -217,6 +217,10 @@ pub fn required_role(path: &str) -> Option<Role> {
         ("/pharos.v1.ActionService/ListOperations", Role::Viewer),
         ("/pharos.v1.ActionService/WatchOperation", Role::Viewer),
         ("/pharos.v1.ActionService/", Role::Operator),
+        ("/pharos.v1.MetricsService/PushMetrics", Role::Operator),
+        ("/pharos.v1.MetricsService/", Role::Viewer),
+        ("/pharos.v1.EventService/ReportEvents", Role::Operator),
+        ("/pharos.v1.EventService/", Role::Viewer),
         ("/grpc.reflection.v1.ServerReflection/", Role::Viewer),
         ("/grpc.reflection.v1alpha.ServerReflection/", Role::Viewer),
     ];

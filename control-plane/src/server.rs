@@ -47,6 +47,7 @@ pub struct RunningServer {
     pub containers: Arc<ContainerIndex>,
     /// Actions on deployments.
     pub operations: Arc<Operations>,
+    pub metrics: Arc<crate::metrics::store::MetricStore>,
     /// Ends open Watch streams (with "reconnect and resume").
     streams: CancellationToken,
     /// Stops accepting connections and drains the open ones.
@@ -175,8 +176,19 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let probe_stats = engine.stats();
     let history = HistoryStore::new(db.clone());
 
+    let metric_store = Arc::new(crate::metrics::store::MetricStore::new(
+        db.clone(),
+        Default::default(),
+    ));
+    let (scraper, scrape_targets) = crate::metrics::scrape::Scraper::new(
+        view.clone(),
+        metric_store.clone(),
+        writer_handle.clone(),
+    );
+
+    let health_state_for_metrics = health_state.clone();
     let collectors = CancellationToken::new();
-    let tasks = vec![
+    let mut tasks = vec![
         (
             "audit-writer",
             tokio::spawn(crate::operations::audit::run(
@@ -225,6 +237,29 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             )),
         ),
     ];
+    tasks.push((
+        "metrics-scraper",
+        tokio::spawn(scraper.run(collectors.clone())),
+    ));
+    tasks.push((
+        "alert-rules",
+        tokio::spawn(
+            crate::metrics::alerts::AlertEvaluator::new(
+                view.clone(),
+                metric_store.clone(),
+                health_state_for_metrics.clone(),
+                writer_handle.clone(),
+            )
+            .run(collectors.clone()),
+        ),
+    ));
+    tasks.push((
+        "metrics-rollups",
+        tokio::spawn(crate::metrics::flush_periodically(
+            metric_store.clone(),
+            collectors.clone(),
+        )),
+    ));
 
     let streams = CancellationToken::new();
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -272,15 +307,26 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             audit.clone(),
             streams.clone(),
         )))
-        .add_service(WatchServiceServer::new(WatchApi::new(
-            hub.clone(),
-            store.clone(),
-            settings.watch,
-            streams.clone(),
-        )));
-    let routes = routes.add_service(ExportServiceServer::new(ExportApi::new(
-        crate::export::ExportStore::new(db.clone()),
-    )));
+        .add_service(ExportServiceServer::new(ExportApi::new(
+            crate::export::ExportStore::new(db.clone()),
+        )))
+        .add_service(
+            pharos_proto::v1::event_service_server::EventServiceServer::new(
+                crate::api::EventsApi::new(
+                    writer_handle.clone(),
+                    crate::events::EventHistory::new(db.clone()),
+                ),
+            ),
+        )
+        .add_service(
+            pharos_proto::v1::metrics_service_server::MetricsServiceServer::new(
+                crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone()),
+            ),
+        )
+        .add_service(WatchServiceServer::new(
+            WatchApi::new(hub.clone(), store.clone(), settings.watch, streams.clone())
+                .with_metrics(metric_store.clone()),
+        ));
     let web_root = web::find_web_root(settings.web_root.as_deref());
     match &web_root {
         Some(root) => tracing::info!(web_root = %root.display(), "serving the dashboard"),
@@ -288,8 +334,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             "no dashboard build found (web-client/dist); serving a landing page at /"
         ),
     }
+    let rpc_stats = crate::telemetry::RpcStats::default();
+    let telemetry = crate::telemetry::Telemetry {
+        rpc: rpc_stats.clone(),
+        hub: hub.clone(),
+        health: health_state_for_metrics,
+        probes: probe_stats.clone(),
+        targets: scrape_targets.clone(),
+        store: metric_store.clone(),
+    };
     let routes = tonic::service::Routes::from(web::routes(
-        routes.into_axum_router(),
+        telemetry.route(routes.into_axum_router()),
         streams.clone(),
         web_root.as_deref(),
     ));
@@ -299,6 +354,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let layers = ServiceBuilder::new()
         .option_layer(web::cors_layer(&settings.cors_origins))
         .layer(web::GrpcWebOnlyLayer)
+        .layer(crate::telemetry::RpcMetricsLayer::new(rpc_stats))
         .layer(AuthLayer::new(Arc::new(policy)).with_audit(audit))
         .into_inner();
     let router = tonic::transport::Server::builder()
@@ -339,6 +395,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         probe_stats,
         containers,
         operations,
+        metrics: metric_store,
         streams,
         serving,
         collectors,

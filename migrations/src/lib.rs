@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_catalog_and_journal;
 mod m0002_health_history;
 mod m0003_containers_operations;
+mod m0004_metrics_events;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_catalog_and_journal::Migration),
             Box::new(m0002_health_history::Migration),
             Box::new(m0003_containers_operations::Migration),
+            Box::new(m0004_metrics_events::Migration),
         ]
     }
 }

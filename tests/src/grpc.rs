@@ -102,6 +102,9 @@ impl WatchReader {
                     WatchMessage::SnapshotComplete(done.revision)
                 }
                 Some(Message::Progress(progress)) => WatchMessage::Progress(progress.revision),
+                Some(Message::Metrics(_)) => {
+                    bail!("a metrics batch: this reader never selects metric series")
+                }
                 None => bail!("a WatchResponse without a message"),
             },
             Ok(None) => WatchMessage::Closed,

@@ -35,6 +35,7 @@ pub async fn run(client: &Client, args: Args, out: Output) -> Result<(), CliErro
         projects: args.project.iter().cloned().collect(),
         environments: args.environments.clone(),
         health_statuses: Vec::new(),
+        ..Default::default()
     };
     let mut watch = ResumingWatch::new(client.clone(), request);
     let mut board = HealthBoard::default();

@@ -158,6 +158,7 @@ pub async fn run(client: &Client, args: Args) -> Result<(), CliError> {
         projects: args.projects,
         environments: args.environments,
         health_statuses: Vec::new(),
+        ..Default::default()
     };
     let mut watch = ResumingWatch::new(client.clone(), request);
     watch.print_notices = false;

@@ -67,6 +67,8 @@ pub async fn run(client: &Client, args: WatchArgs, out: Output) -> Result<(), Cl
                     _ => pb::HealthStatus::Unspecified as i32,
                 })
                 .collect(),
+            // The CLI does not stream metric series (yet).
+            metric_selectors: Vec::new(),
         };
         let attempt = async {
             let mut watch = client.watch().await?;
@@ -117,7 +119,7 @@ pub async fn run(client: &Client, args: WatchArgs, out: Output) -> Result<(), Cl
                     Some(pb::watch_response::Message::Progress(progress)) => {
                         last_revision = last_revision.max(progress.revision);
                     }
-                    None => {}
+                    Some(pb::watch_response::Message::Metrics(_)) | None => {}
                 },
                 Ok(None) => {
                     eprintln!("pharos: stream closed by the server; reconnecting");

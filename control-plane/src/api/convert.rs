@@ -154,6 +154,7 @@ pub fn topic(topic: Topic) -> pb::WatchTopic {
         Topic::Health => pb::WatchTopic::Health,
         Topic::Containers => pb::WatchTopic::Containers,
         Topic::Operations => pb::WatchTopic::Operations,
+        Topic::Metrics => pb::WatchTopic::Metrics,
     }
 }
 
@@ -164,6 +165,7 @@ pub fn topic_from_proto(value: i32) -> Option<Topic> {
         pb::WatchTopic::Health => Some(Topic::Health),
         pb::WatchTopic::Containers => Some(Topic::Containers),
         pb::WatchTopic::Operations => Some(Topic::Operations),
+        pb::WatchTopic::Metrics => Some(Topic::Metrics),
         pb::WatchTopic::Unspecified => None,
     }
 }

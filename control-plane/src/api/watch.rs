@@ -20,6 +20,7 @@ pub struct WatchApi {
     store: JournalStore,
     options: WatchOptions,
     shutdown: CancellationToken,
+    metrics: Option<Arc<crate::metrics::store::MetricStore>>,
 }
 
 impl WatchApi {
@@ -34,7 +35,14 @@ impl WatchApi {
             store,
             options,
             shutdown,
+            metrics: None,
         }
+    }
+
+    /// Serves the metrics topic from `store` (see `super::live_metrics`).
+    pub fn with_metrics(mut self, store: Arc<crate::metrics::store::MetricStore>) -> WatchApi {
+        self.metrics = Some(store);
+        self
     }
 }
 
@@ -99,6 +107,7 @@ impl WatchService for WatchApi {
     ) -> Result<Response<WatchStream>, Status> {
         let request = request.into_inner();
         let selector = selector(&request)?;
+        let metric_selectors = super::live_metrics::selectors(&request, &selector.topics)?;
         let stream = open_watch(
             &self.hub,
             self.store.clone(),
@@ -112,6 +121,13 @@ impl WatchService for WatchApi {
             item.map(response)
                 .map_err(|end| Status::from(ApiError::from(end)))
         });
-        Ok(Response::new(Box::pin(stream)))
+        match (&self.metrics, metric_selectors.is_empty()) {
+            (Some(store), false) => Ok(Response::new(Box::pin(super::live_metrics::merge(
+                stream,
+                store.clone(),
+                metric_selectors,
+            )))),
+            _ => Ok(Response::new(Box::pin(stream))),
+        }
     }
 }

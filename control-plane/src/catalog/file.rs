@@ -12,6 +12,12 @@ pub struct CatalogFile {
     pub environments: Vec<EnvironmentFile>,
     #[serde(default)]
     pub projects: Vec<ProjectFile>,
+    #[serde(default)]
+    pub scrape_targets: Vec<crate::metrics::catalog::ScrapeTargetFile>,
+    #[serde(default)]
+    pub alert_rules: Vec<crate::metrics::catalog::AlertRuleFile>,
+    #[serde(default)]
+    pub webhooks: Vec<crate::metrics::catalog::WebhookFile>,
 }
 
 #[derive(Debug, Deserialize)]

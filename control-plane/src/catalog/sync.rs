@@ -194,6 +194,12 @@ impl CatalogSync {
         let current = self.view.borrow().clone();
         let mut changes = diff(&current.catalog, &catalog);
         if changes.is_empty() {
+            // Scrape targets, alert rules and webhooks are not journaled objects.
+            if current.catalog.metrics != catalog.metrics {
+                let revision = current.revision;
+                self.view
+                    .send_replace(Arc::new(CatalogView::new(catalog, revision)));
+            }
             return Ok(());
         }
         let summary = format!("catalog applied: {} change(s)", changes.len());
@@ -406,5 +412,6 @@ async fn load_stored(db: &DatabaseConnection) -> Result<Catalog, DbErr> {
         projects,
         deployments,
         ports,
+        metrics: Default::default(),
     })
 }

@@ -168,6 +168,13 @@ pub fn validate(file: CatalogFile) -> Result<Catalog, Issues> {
         });
     }
 
+    catalog.metrics = crate::metrics::catalog::validate(
+        &file.scrape_targets,
+        &file.alert_rules,
+        &file.webhooks,
+        &mut issues,
+    );
+
     if issues.is_empty() {
         Ok(catalog)
     } else {

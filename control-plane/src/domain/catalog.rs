@@ -10,6 +10,8 @@ pub struct Catalog {
     pub projects: Vec<Project>,
     pub deployments: Vec<Deployment>,
     pub ports: Vec<PortAllocation>,
+    /// Scrape targets, alert rules and webhooks; read from the file, not stored.
+    pub metrics: super::MetricsCatalog,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

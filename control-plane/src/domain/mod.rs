@@ -4,6 +4,7 @@
 mod catalog;
 mod event;
 mod health;
+mod metrics;
 
 pub use catalog::{
     Catalog, CheckSpec, ContainerTemplate, Deployment, Environment, PortAllocation, PortRange,
@@ -16,4 +17,5 @@ pub use container::{
     Container, ContainerHealth, ContainerState, ContainerStats, EngineState, EngineStatus,
 };
 mod operation;
+pub use metrics::{AlertCondition, AlertRule, Comparison, MetricsCatalog, ScrapeTarget, Webhook};
 pub use operation::{Operation, OperationKind, OperationState, OperationStep, StepState};

@@ -28,15 +28,18 @@ pub enum Topic {
     Containers,
     /// Operations (actions on deployments) at every change of their state.
     Operations,
+    /// Live metric batches for the series a subscriber selects; never journaled.
+    Metrics,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 5] = [
+    pub const ALL: [Topic; 6] = [
         Topic::Catalog,
         Topic::Events,
         Topic::Health,
         Topic::Containers,
         Topic::Operations,
+        Topic::Metrics,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Topic {
             Topic::Health => "health",
             Topic::Containers => "containers",
             Topic::Operations => "operations",
+            Topic::Metrics => "metrics",
         }
     }
 

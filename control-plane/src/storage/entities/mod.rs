@@ -6,6 +6,7 @@ pub mod check_rollup;
 pub mod deployment;
 pub mod environment;
 pub mod journal;
+pub mod metric_rollup;
 pub mod operation;
 pub mod port_allocation;
 pub mod project;

@@ -1,0 +1,430 @@
+//! Alert rules from the catalog, evaluated every 500 ms. A rule's condition holds when
+//! any series it selects has a latest value (at most 5 minutes old) beyond the
+//! threshold, or when its check is in the named status. Held for the rule's `for`
+//! duration, the alert opens: an `alert.firing` event with the rule's severity, sent to
+//! every webhook. When the condition stops holding, `alert.resolved` follows, sent too.
+//! Webhook deliveries are JSON, signed with HMAC-SHA256 (header
+//! `X-Pharos-Signature: sha256=<hex>`), retried with exponential backoff; a delivery
+//! that fails every attempt is a `notification.failed` event.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::store::{MetricStore, SeriesSelector, now_ms};
+use crate::catalog::CatalogView;
+use crate::domain::{AlertCondition, AlertRule, Event, Severity, Webhook};
+use crate::health::engine::SharedHealth;
+use crate::journal::{Change, WriterHandle};
+
+const EVALUATE_EVERY: Duration = Duration::from_millis(500);
+const STALE_AFTER_MS: i64 = 5 * 60_000;
+pub const SIGNATURE_HEADER: &str = "x-pharos-signature";
+
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum State {
+    Inactive,
+    Pending { since: Instant },
+    Firing { since_ms: i64, event_id: String },
+}
+
+/// What made a condition hold.
+struct Finding {
+    value: Option<f64>,
+    series: Option<String>,
+}
+
+pub struct AlertEvaluator {
+    view: watch::Receiver<Arc<CatalogView>>,
+    store: Arc<MetricStore>,
+    health: SharedHealth,
+    writer: WriterHandle,
+    states: HashMap<String, (AlertRule, State)>,
+    deliveries: JoinSet<()>,
+}
+
+impl AlertEvaluator {
+    pub fn new(
+        view: watch::Receiver<Arc<CatalogView>>,
+        store: Arc<MetricStore>,
+        health: SharedHealth,
+        writer: WriterHandle,
+    ) -> AlertEvaluator {
+        AlertEvaluator {
+            view,
+            store,
+            health,
+            writer,
+            states: HashMap::new(),
+            deliveries: JoinSet::new(),
+        }
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(EVALUATE_EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => self.evaluate().await,
+                Some(_) = self.deliveries.join_next(), if !self.deliveries.is_empty() => {}
+            }
+        }
+        // Deliveries in flight get a moment to finish; the rest are dropped.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.deliveries.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    fn condition(&self, rule: &AlertRule) -> Option<Finding> {
+        match &rule.condition {
+            AlertCondition::Metric {
+                metric,
+                labels,
+                op,
+                threshold,
+            } => {
+                let now = now_ms();
+                let selector = SeriesSelector {
+                    name: metric.clone(),
+                    labels: labels.clone(),
+                };
+                self.store
+                    .latest(&selector)
+                    .into_iter()
+                    .filter(|(_, point)| now - point.ms <= STALE_AFTER_MS)
+                    .filter(|(_, point)| op.holds(point.value, *threshold))
+                    .max_by(|a, b| a.1.value.total_cmp(&b.1.value))
+                    .map(|(id, point)| Finding {
+                        value: Some(point.value),
+                        series: Some(id.key()),
+                    })
+            }
+            AlertCondition::Health { check_id, status } => {
+                let health = self.health.read().unwrap_or_else(|p| p.into_inner());
+                health
+                    .checks
+                    .get(check_id)
+                    .filter(|check| check.status.as_str() == status)
+                    .map(|_| Finding {
+                        value: None,
+                        series: None,
+                    })
+            }
+        }
+    }
+
+    async fn evaluate(&mut self) {
+        let (rules, webhooks) = {
+            let view = self.view.borrow();
+            (
+                view.catalog.metrics.alert_rules.clone(),
+                view.catalog.metrics.webhooks.clone(),
+            )
+        };
+        // Rules removed or changed start over (a firing one is resolved first).
+        let names: Vec<String> = self.states.keys().cloned().collect();
+        for name in names {
+            let keep = rules
+                .iter()
+                .any(|r| r.name == name && self.states[&name].0 == *r);
+            if !keep
+                && let Some((rule, State::Firing { since_ms, event_id })) =
+                    self.states.remove(&name)
+            {
+                self.resolve(
+                    &rule,
+                    since_ms,
+                    &event_id,
+                    "rule changed or removed",
+                    &webhooks,
+                )
+                .await;
+            } else if !keep {
+                self.states.remove(&name);
+            }
+        }
+        for rule in rules {
+            let finding = self.condition(&rule);
+            let state = self
+                .states
+                .get(&rule.name)
+                .map(|(_, state)| state.clone())
+                .unwrap_or(State::Inactive);
+            let next = match (state, finding) {
+                (State::Inactive, None) => State::Inactive,
+                (State::Inactive, Some(finding)) if rule.for_duration.is_zero() => {
+                    self.fire(&rule, &finding, &webhooks).await
+                }
+                (State::Inactive, Some(_)) => State::Pending {
+                    since: Instant::now(),
+                },
+                (State::Pending { since }, Some(finding)) => {
+                    if since.elapsed() >= rule.for_duration {
+                        self.fire(&rule, &finding, &webhooks).await
+                    } else {
+                        State::Pending { since }
+                    }
+                }
+                (State::Pending { .. }, None) => State::Inactive,
+                (firing @ State::Firing { .. }, Some(_)) => firing,
+                (State::Firing { since_ms, event_id }, None) => {
+                    self.resolve(&rule, since_ms, &event_id, "condition cleared", &webhooks)
+                        .await;
+                    State::Inactive
+                }
+            };
+            self.states.insert(rule.name.clone(), (rule, next));
+        }
+    }
+
+    fn describe(rule: &AlertRule, finding: Option<&Finding>) -> String {
+        match &rule.condition {
+            AlertCondition::Metric {
+                metric,
+                op,
+                threshold,
+                ..
+            } => match finding.and_then(|f| f.value.zip(f.series.as_ref())) {
+                Some((value, series)) => {
+                    format!("{series} = {value} {} {threshold}", op.symbol())
+                }
+                None => format!("{metric} {} {threshold}", op.symbol()),
+            },
+            AlertCondition::Health { check_id, status } => {
+                format!("check {check_id} is {status}")
+            }
+        }
+    }
+
+    async fn fire(&mut self, rule: &AlertRule, finding: &Finding, webhooks: &[Webhook]) -> State {
+        let since_ms = now_ms();
+        let description = Self::describe(rule, Some(finding));
+        let mut attributes = BTreeMap::from([
+            ("alert".to_owned(), rule.name.clone()),
+            ("status".to_owned(), "firing".to_owned()),
+        ]);
+        if let Some(value) = finding.value {
+            attributes.insert("value".to_owned(), value.to_string());
+        }
+        if let Some(series) = &finding.series {
+            attributes.insert("series".to_owned(), series.clone());
+        }
+        let event = Event {
+            id: super::event_id("alert.firing"),
+            kind: "alert.firing".to_owned(),
+            severity: rule.severity,
+            message: format!("alert {} firing: {description}", rule.name),
+            source: "alerts".to_owned(),
+            project_id: rule.project_id.clone(),
+            environment: rule.environment.clone(),
+            attributes,
+        };
+        let event_id = event.id.clone();
+        self.notify(
+            rule,
+            "firing",
+            &event,
+            finding.value,
+            since_ms,
+            None,
+            webhooks,
+        );
+        self.journal(event).await;
+        State::Firing { since_ms, event_id }
+    }
+
+    async fn resolve(
+        &mut self,
+        rule: &AlertRule,
+        since_ms: i64,
+        fired_event: &str,
+        why: &str,
+        webhooks: &[Webhook],
+    ) {
+        let event = Event {
+            id: super::event_id("alert.resolved"),
+            kind: "alert.resolved".to_owned(),
+            severity: Severity::Info,
+            message: format!(
+                "alert {} resolved ({why}): {}",
+                rule.name,
+                Self::describe(rule, None)
+            ),
+            source: "alerts".to_owned(),
+            project_id: rule.project_id.clone(),
+            environment: rule.environment.clone(),
+            attributes: BTreeMap::from([
+                ("alert".to_owned(), rule.name.clone()),
+                ("status".to_owned(), "resolved".to_owned()),
+                ("fired_event".to_owned(), fired_event.to_owned()),
+            ]),
+        };
+        self.notify(
+            rule,
+            "resolved",
+            &event,
+            None,
+            since_ms,
+            Some(now_ms()),
+            webhooks,
+        );
+        self.journal(event).await;
+    }
+
+    async fn journal(&self, event: Event) {
+        if let Err(err) = self.writer.append(vec![Change::append(event)]).await {
+            tracing::warn!(error = %err, "cannot journal an alert event");
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &mut self,
+        rule: &AlertRule,
+        status: &str,
+        event: &Event,
+        value: Option<f64>,
+        started_ms: i64,
+        ended_ms: Option<i64>,
+        webhooks: &[Webhook],
+    ) {
+        let threshold = match &rule.condition {
+            AlertCondition::Metric { threshold, .. } => Some(*threshold),
+            AlertCondition::Health { .. } => None,
+        };
+        let body = json!({
+            "status": status,
+            "alert": rule.name,
+            "severity": severity_name(rule.severity),
+            "message": event.message,
+            "value": value,
+            "threshold": threshold,
+            "series": event.attributes.get("series"),
+            "project": rule.project_id,
+            "environment": rule.environment,
+            "started_at_ms": started_ms,
+            "ended_at_ms": ended_ms,
+            "event_id": event.id,
+        })
+        .to_string();
+        for hook in webhooks {
+            self.deliveries.spawn(deliver(
+                hook.clone(),
+                body.clone(),
+                rule.clone(),
+                self.writer.clone(),
+            ));
+        }
+    }
+}
+
+fn severity_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Error => "error",
+        Severity::Critical => "critical",
+    }
+}
+
+/// POSTs `body` with retries (250 ms, doubling, at most 5 s apart); a delivery that
+/// fails every attempt is journaled as `notification.failed`.
+async fn deliver(hook: Webhook, body: String, rule: AlertRule, writer: WriterHandle) {
+    let signature = format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(hook.secret.as_bytes(), body.as_bytes()))
+    );
+    let mut backoff = Duration::from_millis(250);
+    let mut last_error = String::new();
+    for attempt in 1..=hook.max_attempts {
+        let result = super::http::send(
+            "POST",
+            &hook.url,
+            &[
+                ("content-type", "application/json".to_owned()),
+                (SIGNATURE_HEADER, signature.clone()),
+            ],
+            body.clone().into_bytes(),
+            hook.timeout,
+            64 * 1024,
+        )
+        .await;
+        match result {
+            Ok(response) if (200..300).contains(&response.status) => return,
+            Ok(response) => last_error = format!("HTTP status {}", response.status),
+            Err(err) => last_error = err,
+        }
+        tracing::warn!(webhook = %hook.name, attempt, error = %last_error, "webhook delivery failed");
+        if attempt < hook.max_attempts {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+    let event = Event {
+        id: super::event_id("notification.failed"),
+        kind: "notification.failed".to_owned(),
+        severity: Severity::Error,
+        message: format!(
+            "webhook {} ({}) failed {} attempt(s) for alert {}: {last_error}",
+            hook.name, hook.url, hook.max_attempts, rule.name
+        ),
+        source: "alerts".to_owned(),
+        project_id: rule.project_id.clone(),
+        environment: rule.environment.clone(),
+        attributes: BTreeMap::from([
+            ("webhook".to_owned(), hook.name.clone()),
+            ("alert".to_owned(), rule.name.clone()),
+        ]),
+    };
+    if let Err(err) = writer.append(vec![Change::append(event)]).await {
+        tracing::warn!(error = %err, "cannot journal a notification failure");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2.
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block.
+        assert_eq!(
+            hex::encode(hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+}
