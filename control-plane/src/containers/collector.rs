@@ -32,6 +32,8 @@ pub struct ContainerCollector {
     matcher: Matcher,
     /// The connected client while the engine is up, for the stats sampler and actions.
     client: watch::Sender<Option<Docker>>,
+    /// The engine status in the index is the one last journaled.
+    engine_journaled: bool,
 }
 
 impl ContainerCollector {
@@ -58,7 +60,18 @@ impl ContainerCollector {
             error: String::new(),
             since_micros: now_micros(),
         };
-        let index = Arc::new(ContainerIndex::new(engine));
+        // A status the previous run already journaled (say, still disabled) is kept with
+        // its time, so a restart does not journal a change that is none.
+        let unchanged = previous.iter().find_map(|entry| match &entry.object {
+            Object::ContainerEngine(last)
+                if last.state == engine.state && last.endpoint == engine.endpoint =>
+            {
+                Some(last.clone())
+            }
+            _ => None,
+        });
+        let engine_journaled = unchanged.is_some();
+        let index = Arc::new(ContainerIndex::new(unchanged.unwrap_or(engine)));
         for entry in previous {
             if let Object::Container(container) = &entry.object {
                 index.upsert(container.clone());
@@ -73,6 +86,7 @@ impl ContainerCollector {
             catalog,
             matcher,
             client,
+            engine_journaled,
         };
         (collector, index, client_receiver)
     }
@@ -80,7 +94,10 @@ impl ContainerCollector {
     /// Journals the engine's initial status (and, with no engine, forgets the containers
     /// of the previous run), so the containers topic is current when pharosd serves.
     pub async fn prepare(&mut self) {
-        let mut changes = vec![Change::upsert(Object::ContainerEngine(self.index.engine()))];
+        let mut changes = Vec::new();
+        if !self.engine_journaled {
+            changes.push(Change::upsert(Object::ContainerEngine(self.index.engine())));
+        }
         match &self.config.docker_host {
             None => {
                 tracing::info!(
