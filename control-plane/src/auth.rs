@@ -158,6 +158,12 @@ pub fn required_role(path: &str) -> Option<Role> {
         ("/pharos.v1.WatchService/", Role::Viewer),
         ("/pharos.v1.HealthService/Heartbeat", Role::Operator),
         ("/pharos.v1.HealthService/", Role::Viewer),
+        ("/pharos.v1.ContainerService/", Role::Viewer),
+        ("/pharos.v1.ActionService/ListAuditRecords", Role::Admin),
+        ("/pharos.v1.ActionService/GetOperation", Role::Viewer),
+        ("/pharos.v1.ActionService/ListOperations", Role::Viewer),
+        ("/pharos.v1.ActionService/WatchOperation", Role::Viewer),
+        ("/pharos.v1.ActionService/", Role::Operator),
         ("/grpc.reflection.v1.ServerReflection/", Role::Viewer),
         ("/grpc.reflection.v1alpha.ServerReflection/", Role::Viewer),
     ];
@@ -176,11 +182,36 @@ pub fn required_role(path: &str) -> Option<Role> {
 #[derive(Clone)]
 pub struct AuthLayer {
     policy: Arc<AccessPolicy>,
+    audit: Option<crate::operations::AuditLog>,
 }
 
 impl AuthLayer {
     pub fn new(policy: Arc<AccessPolicy>) -> AuthLayer {
-        AuthLayer { policy }
+        AuthLayer {
+            policy,
+            audit: None,
+        }
+    }
+
+    /// Records denied calls of methods that need the operator role or more.
+    pub fn with_audit(mut self, audit: crate::operations::AuditLog) -> AuthLayer {
+        self.audit = Some(audit);
+        self
+    }
+}
+
+impl AccessPolicy {
+    /// Who a caller claims to be, for the audit log: a known token's name, "anonymous"
+    /// without a token, "unauthenticated" with an unknown one.
+    pub fn identify(&self, authorization: Option<&str>) -> String {
+        let Some(value) = authorization else {
+            return "anonymous".to_owned();
+        };
+        let token = value.strip_prefix("Bearer ").unwrap_or(value);
+        let hash: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        self.tokens
+            .get(&hash)
+            .map_or_else(|| "unauthenticated".to_owned(), |p| p.name.clone())
     }
 }
 
@@ -191,6 +222,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             policy: self.policy.clone(),
+            audit: self.audit.clone(),
         }
     }
 }
@@ -199,6 +231,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     policy: Arc<AccessPolicy>,
+    audit: Option<crate::operations::AuditLog>,
 }
 
 impl<S, B> Service<http::Request<B>> for AuthService<S>
@@ -228,6 +261,22 @@ where
                 futures::future::Either::Left(self.inner.call(request))
             }
             Err(status) => {
+                let path = request.uri().path();
+                if let Some(audit) = &self.audit
+                    && required_role(path).is_some_and(|role| role >= Role::Operator)
+                {
+                    audit.record(crate::operations::AuditEntry {
+                        at_micros: crate::journal::now_micros(),
+                        actor: self.policy.identify(authorization),
+                        method: path.to_owned(),
+                        deployment_id: String::new(),
+                        reason: String::new(),
+                        request_id: String::new(),
+                        code: crate::api::code_name(status.code()),
+                        message: status.message().to_owned(),
+                        operation_id: String::new(),
+                    });
+                }
                 futures::future::Either::Right(std::future::ready(Ok(status.into_http())))
             }
         }

@@ -88,6 +88,10 @@ pub struct Options {
     /// Directory of the built dashboard [default: web-client/dist, if built]
     #[arg(long, env = "PHAROS_WEB_ROOT", global = true)]
     pub web_root: Option<PathBuf>,
+    /// Container engine (Docker Engine API, Docker or Podman), such as
+    /// unix:///run/podman/podman.sock [default: $DOCKER_HOST; none disables containers]
+    #[arg(long, env = "PHAROS_DOCKER_HOST", global = true)]
+    pub docker_host: Option<String>,
     /// Log format
     #[arg(
         long,
@@ -110,6 +114,25 @@ pub struct ConfigFile {
     pub catalog_poll_interval: Option<String>,
     #[serde(default)]
     pub health: HealthFile,
+    #[serde(default)]
+    pub containers: ContainersFile,
+}
+
+/// `containers:` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainersFile {
+    /// Engine endpoint; --docker-host and PHAROS_DOCKER_HOST take precedence, DOCKER_HOST
+    /// is the fallback.
+    pub docker_host: Option<String>,
+    /// Label keys naming a container's project, environment and service (defaults
+    /// pharos.project, pharos.environment, pharos.service).
+    pub project_label: Option<String>,
+    pub environment_label: Option<String>,
+    pub service_label: Option<String>,
+    /// Full resync of the container list (default 30s) and stats sampling (default 5s).
+    pub resync_interval: Option<String>,
+    pub stats_interval: Option<String>,
 }
 
 /// `health:` in the config file.
@@ -158,6 +181,7 @@ pub struct Settings {
     /// How often check results are written to the database.
     pub history_flush: Duration,
     pub web_root: Option<PathBuf>,
+    pub containers: crate::containers::ContainersConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +304,31 @@ impl Settings {
             },
             history_flush: Duration::from_secs(1),
             web_root: options.web_root.clone(),
+            containers: {
+                let defaults = crate::containers::ContainersConfig::default();
+                let c = &file.containers;
+                crate::containers::ContainersConfig {
+                    docker_host: options
+                        .docker_host
+                        .clone()
+                        .or(c.docker_host.clone())
+                        .or_else(|| std::env::var("DOCKER_HOST").ok())
+                        .filter(|host| !host.is_empty()),
+                    labels: crate::containers::LabelKeys {
+                        project: c.project_label.clone().unwrap_or(defaults.labels.project),
+                        environment: c
+                            .environment_label
+                            .clone()
+                            .unwrap_or(defaults.labels.environment),
+                        service: c.service_label.clone().unwrap_or(defaults.labels.service),
+                    },
+                    resync_interval: duration("containers.resync_interval", &c.resync_interval)?
+                        .unwrap_or(defaults.resync_interval),
+                    stats_interval: duration("containers.stats_interval", &c.stats_interval)?
+                        .unwrap_or(defaults.stats_interval),
+                    max_backoff: defaults.max_backoff,
+                }
+            },
         })
     }
 }

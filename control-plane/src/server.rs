@@ -14,18 +14,24 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tower::ServiceBuilder;
 
+use crate::api::ActionApi;
+use crate::api::ContainerApi;
 use crate::api::{CatalogApi, HealthApi, WatchApi};
 use crate::auth::{AccessPolicy, AuthLayer};
 use crate::catalog::CatalogSync;
 use crate::config::Settings;
+use crate::containers::{ContainerCollector, ContainerIndex};
 use crate::health::engine::HealthEngine;
 use crate::health::history::{HistoryStore, HistoryWriter};
 use crate::journal::Topic;
 use crate::journal::{JournalStore, JournalWriter};
+use crate::operations::{AuditLog, OperationStore, Operations};
 use crate::storage;
 use crate::watch::Selector;
 use crate::watch::WatchHub;
 use crate::web;
+use pharos_proto::v1::action_service_server::ActionServiceServer;
+use pharos_proto::v1::container_service_server::ContainerServiceServer;
 use pharos_proto::v1::health_service_server::HealthServiceServer;
 
 /// A started pharosd; [`RunningServer::shutdown`] stops it.
@@ -35,6 +41,10 @@ pub struct RunningServer {
     pub writer: crate::journal::WriterHandle,
     pub store: JournalStore,
     pub probe_stats: Arc<crate::health::engine::ProbeStats>,
+    /// What the containers collector sees (containers, stats, engine status).
+    pub containers: Arc<ContainerIndex>,
+    /// Actions on deployments.
+    pub operations: Arc<Operations>,
     /// Ends open Watch streams (with "reconnect and resume").
     streams: CancellationToken,
     /// Stops accepting connections and drains the open ones.
@@ -116,12 +126,62 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         hub.snapshot(&health_selector).0,
         settings.health,
     );
+    let containers_selector = Selector {
+        topics: [Topic::Containers].into_iter().collect(),
+        ..Selector::everything()
+    };
+    let (mut container_collector, containers, docker_client) = ContainerCollector::new(
+        settings.containers.clone(),
+        view.clone(),
+        writer_handle.clone(),
+        hub.snapshot(&containers_selector).0,
+    );
+    container_collector.prepare().await;
+    engine.attach_containers(containers.clone());
+    let operation_store = OperationStore::new(db.clone(), writer_handle.clone());
+    let operations = Operations::new(
+        operation_store.clone(),
+        view.clone(),
+        containers.clone(),
+        docker_client.clone(),
+        settings.containers.labels.clone(),
+    );
+    match operations.mark_interrupted().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            operations = n,
+            "marked operations interrupted by the last stop"
+        ),
+        Err(err) => tracing::error!(error = %err, "marking interrupted operations failed"),
+    }
+    let (audit, audit_queue) = AuditLog::new();
     engine.prepare().await;
     let probe_stats = engine.stats();
     let history = HistoryStore::new(db.clone());
 
     let collectors = CancellationToken::new();
     let tasks = vec![
+        (
+            "audit-writer",
+            tokio::spawn(crate::operations::audit::run(
+                operation_store,
+                audit_queue,
+                collectors.clone(),
+            )),
+        ),
+        (
+            "containers-collector",
+            tokio::spawn(container_collector.run(collectors.clone())),
+        ),
+        (
+            "containers-stats",
+            tokio::spawn(crate::containers::stats::run(
+                containers.clone(),
+                docker_client,
+                settings.containers.stats_interval,
+                collectors.clone(),
+            )),
+        ),
         (
             "health-engine",
             tokio::spawn(engine.run(collectors.clone())),
@@ -157,6 +217,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .await;
     health.set_serving::<WatchServiceServer<WatchApi>>().await;
     health.set_serving::<HealthServiceServer<HealthApi>>().await;
+    health
+        .set_serving::<ContainerServiceServer<ContainerApi>>()
+        .await;
+    health.set_serving::<ActionServiceServer<ActionApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -181,6 +245,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             view,
             hub.clone(),
         )))
+        .add_service(ContainerServiceServer::new(ContainerApi::new(
+            containers.clone(),
+        )))
+        .add_service(ActionServiceServer::new(ActionApi::new(
+            operations.clone(),
+            audit.clone(),
+            streams.clone(),
+        )))
         .add_service(WatchServiceServer::new(WatchApi::new(
             hub.clone(),
             store.clone(),
@@ -203,7 +275,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let serving = CancellationToken::new();
     let layers = ServiceBuilder::new()
         .layer(web::GrpcWebOnlyLayer)
-        .layer(AuthLayer::new(Arc::new(policy)))
+        .layer(AuthLayer::new(Arc::new(policy)).with_audit(audit))
         .into_inner();
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
@@ -225,6 +297,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         writer: writer_handle,
         store,
         probe_stats,
+        containers,
+        operations,
         streams,
         serving,
         collectors,
@@ -249,6 +323,12 @@ impl RunningServer {
             Ok(Ok(Err(err))) => tracing::warn!(error = %err, "server ended with an error"),
             Ok(Err(err)) => tracing::warn!(error = %err, "server task failed"),
             Err(_) => tracing::warn!("open connections did not close before the deadline"),
+        }
+        if tokio::time::timeout_at(deadline, self.operations.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("operations did not stop before the deadline");
         }
         self.collectors.cancel();
         for (name, task) in self.tasks {

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_catalog_and_journal;
 mod m0002_health_history;
+mod m0003_containers_operations;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_catalog_and_journal::Migration),
             Box::new(m0002_health_history::Migration),
+            Box::new(m0003_containers_operations::Migration),
         ]
     }
 }

@@ -181,7 +181,7 @@ fn pid(child: &Child) -> Pid {
 
 /// A shell in its own session (out of reach of a test runner killing the process group)
 /// that kills the server once this test process has gone.
-fn spawn_watchdog(server: &Child) -> Result<Child> {
+pub(crate) fn spawn_watchdog(server: &Child) -> Result<Child> {
     let script = r#"while kill -0 "$2" 2>/dev/null; do
             kill -0 "$1" 2>/dev/null || { kill -9 "$2"; exit 0; }
             sleep 1

@@ -49,12 +49,12 @@ pub(super) fn page_size(requested: u32) -> Result<usize, ApiError> {
 }
 
 /// Page tokens are opaque to clients: the hex of the last key returned.
-fn encode_token(key: Option<String>) -> String {
+pub(super) fn encode_token(key: Option<String>) -> String {
     key.map(|key| hex::encode(format!("v1:{key}")))
         .unwrap_or_default()
 }
 
-fn decode_token(token: &str) -> Result<Option<String>, ApiError> {
+pub(super) fn decode_token(token: &str) -> Result<Option<String>, ApiError> {
     if token.is_empty() {
         return Ok(None);
     }

@@ -152,6 +152,8 @@ pub fn topic(topic: Topic) -> pb::WatchTopic {
         Topic::Catalog => pb::WatchTopic::Catalog,
         Topic::Events => pb::WatchTopic::Events,
         Topic::Health => pb::WatchTopic::Health,
+        Topic::Containers => pb::WatchTopic::Containers,
+        Topic::Operations => pb::WatchTopic::Operations,
     }
 }
 
@@ -160,6 +162,8 @@ pub fn topic_from_proto(value: i32) -> Option<Topic> {
         pb::WatchTopic::Catalog => Some(Topic::Catalog),
         pb::WatchTopic::Events => Some(Topic::Events),
         pb::WatchTopic::Health => Some(Topic::Health),
+        pb::WatchTopic::Containers => Some(Topic::Containers),
+        pb::WatchTopic::Operations => Some(Topic::Operations),
         pb::WatchTopic::Unspecified => None,
     }
 }
@@ -189,6 +193,11 @@ pub fn change(entry: &JournalEntry, snapshot: bool) -> pb::Change {
         Object::Event(e) => PbObject::Event(event(e, commit_time)),
         Object::CheckHealth(check) => PbObject::CheckHealth(check_health(check)),
         Object::DeploymentHealth(health) => PbObject::DeploymentHealth(deployment_health(health)),
+        Object::Container(c) => PbObject::Container(super::containers::container(c, None)),
+        Object::ContainerEngine(engine) => {
+            PbObject::ContainerEngine(super::containers::engine_status(engine))
+        }
+        Object::Operation(op) => PbObject::Operation(super::actions::operation(op)),
     };
     pb::Change {
         revision: entry.revision,

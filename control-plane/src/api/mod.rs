@@ -1,13 +1,17 @@
 //! gRPC adapters: proto <-> domain conversions and the service implementations. Proto
 //! types stop here; nothing below this module sees them.
 
+mod actions;
 mod catalog;
+mod containers;
 mod convert;
 mod error;
 mod health;
 mod watch;
 
+pub use actions::{ActionApi, code_name};
 pub use catalog::CatalogApi;
+pub use containers::ContainerApi;
 pub use error::ApiError;
 pub use health::HealthApi;
 pub use watch::WatchApi;

@@ -53,6 +53,30 @@ pub struct DeploymentFile {
     /// Container labels that select this deployment's containers.
     #[serde(default)]
     pub containers: BTreeMap<String, String>,
+    /// How ScaleDeployment creates this deployment's containers.
+    pub template: Option<ContainerTemplateFile>,
+}
+
+/// A deployment's container template, for scaling.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerTemplateFile {
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Extra labels; the deployment's selector labels are always added.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Container network mode (default `host`).
+    pub network: Option<String>,
+    /// Base port: replica N listens on `port + N - 1`, given to it as `PORT`.
+    pub port: Option<u16>,
+    /// HTTP path a rolling restart checks on the replica's port before the next one.
+    pub health_path: Option<String>,
+    /// How long a rolling restart waits for a replica to be ready (default 30s).
+    pub ready_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

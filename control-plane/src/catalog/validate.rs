@@ -151,6 +151,11 @@ pub fn validate(file: CatalogFile) -> Result<Catalog, Issues> {
                 environment: env.clone(),
                 checks,
                 container_selector: deployment.containers.clone(),
+                container_template: container_template(
+                    &mut issues,
+                    &format!("{dpath}.template"),
+                    deployment.template.as_ref(),
+                ),
             });
         }
         catalog.projects.push(Project {
@@ -168,6 +173,60 @@ pub fn validate(file: CatalogFile) -> Result<Catalog, Issues> {
     } else {
         Err(issues)
     }
+}
+
+fn container_template(
+    issues: &mut Issues,
+    path: &str,
+    template: Option<&super::file::ContainerTemplateFile>,
+) -> Option<crate::domain::ContainerTemplate> {
+    let template = template?;
+    if template.image.trim().is_empty() {
+        issues.push((
+            format!("{path}.image"),
+            "the image must not be empty".to_owned(),
+        ));
+    }
+    if let Some(health_path) = &template.health_path {
+        if !health_path.starts_with('/') {
+            issues.push((
+                format!("{path}.health_path"),
+                format!("{health_path:?} must start with '/'"),
+            ));
+        }
+        if template.port.is_none() {
+            issues.push((
+                format!("{path}.health_path"),
+                "a health_path needs a port to probe it on".to_owned(),
+            ));
+        }
+    }
+    let ready_timeout = match &template.ready_timeout {
+        None => std::time::Duration::from_secs(30),
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(duration) => duration,
+            Err(err) => {
+                issues.push((
+                    format!("{path}.ready_timeout"),
+                    format!("invalid duration {text:?} ({err}); use forms such as 500ms, 10s, 1m"),
+                ));
+                return None;
+            }
+        },
+    };
+    Some(crate::domain::ContainerTemplate {
+        image: template.image.clone(),
+        command: template.command.clone(),
+        env: template.env.clone(),
+        labels: template.labels.clone(),
+        network: template
+            .network
+            .clone()
+            .unwrap_or_else(|| "host".to_owned()),
+        port: template.port,
+        health_path: template.health_path.clone(),
+        ready_timeout,
+    })
 }
 
 fn check_id(issues: &mut Issues, path: &str, id: &str) {

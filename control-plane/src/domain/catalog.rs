@@ -54,6 +54,25 @@ pub struct Deployment {
     pub environment: String,
     pub checks: Vec<CheckSpec>,
     pub container_selector: BTreeMap<String, String>,
+    /// How ScaleDeployment creates containers; `None`: the deployment cannot scale up.
+    #[serde(default)]
+    pub container_template: Option<ContainerTemplate>,
+}
+
+/// How a deployment's replicas are created. Replica N (from 1) is labelled
+/// `pharos.replica=N`; with a base `port` it gets `PORT=port+N-1` in its environment
+/// and the label `pharos.port`, which a rolling restart probes at `health_path`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerTemplate {
+    pub image: String,
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub network: String,
+    pub port: Option<u16>,
+    pub health_path: Option<String>,
+    #[serde(with = "duration_millis")]
+    pub ready_timeout: Duration,
 }
 
 impl Deployment {

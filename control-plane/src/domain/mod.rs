@@ -6,8 +6,14 @@ mod event;
 mod health;
 
 pub use catalog::{
-    Catalog, CheckSpec, Deployment, Environment, PortAllocation, PortRange, PortType, Project,
-    default_healthy_after, default_unhealthy_after,
+    Catalog, CheckSpec, ContainerTemplate, Deployment, Environment, PortAllocation, PortRange,
+    PortType, Project, default_healthy_after, default_unhealthy_after,
 };
 pub use event::{Event, Severity};
 pub use health::{CheckHealth, CheckResult, DeploymentHealth, HealthStatus, check_id};
+mod container;
+pub use container::{
+    Container, ContainerHealth, ContainerState, ContainerStats, EngineState, EngineStatus,
+};
+mod operation;
+pub use operation::{Operation, OperationKind, OperationState, OperationStep, StepState};

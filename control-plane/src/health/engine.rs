@@ -160,11 +160,19 @@ pub struct HealthEngine {
     semaphore: Arc<Semaphore>,
     config: HealthConfig,
     stats: Arc<ProbeStats>,
+    /// Container state for `container` checks; `None` until the collector is attached.
+    containers: Option<Arc<crate::containers::ContainerIndex>>,
 }
 
 impl HealthEngine {
     pub fn stats(&self) -> Arc<ProbeStats> {
         self.stats.clone()
+    }
+
+    /// Feeds `container` checks from the containers collector; call before
+    /// [`prepare`](Self::prepare).
+    pub fn attach_containers(&mut self, index: Arc<crate::containers::ContainerIndex>) {
+        self.containers = Some(index);
     }
 
     /// `previous` is the health topic's last journaled state, so a restart resumes from
@@ -211,6 +219,7 @@ impl HealthEngine {
             semaphore: Arc::new(Semaphore::new(config.concurrency.max(1))),
             config,
             stats: Arc::default(),
+            containers: None,
         };
         (engine, state, heartbeats)
     }
@@ -338,7 +347,7 @@ impl HealthEngine {
                 .unwrap_or_else(|p| p.into_inner())
                 .checks
                 .insert(id.clone(), health);
-            let (cancel, task) = self.spawn_check(id, spec);
+            let (cancel, task) = self.spawn_check(id, spec, &deployment.id());
             self.running.insert(
                 id.clone(),
                 RunningCheck {
@@ -362,6 +371,7 @@ impl HealthEngine {
         &self,
         id: &str,
         spec: &CheckSpec,
+        deployment_id: &str,
     ) -> (CancellationToken, Option<JoinHandle<()>>) {
         let cancel = CancellationToken::new();
         let kind = match probe::build(spec) {
@@ -396,9 +406,18 @@ impl HealthEngine {
                     cancel.clone(),
                 ))
             }
-            // Container state comes from the containers collector; until it runs, the
+            // Container state comes from the containers collector; without one, the
             // check stays unknown.
-            ProbeKind::Container => return (cancel, None),
+            ProbeKind::Container => match &self.containers {
+                Some(index) => tokio::spawn(super::container::run_container_check(
+                    schedule,
+                    deployment_id.to_owned(),
+                    index.clone(),
+                    self.outcome_sender.clone(),
+                    cancel.clone(),
+                )),
+                None => return (cancel, None),
+            },
         };
         (cancel, Some(task))
     }
@@ -522,11 +541,11 @@ impl HealthEngine {
     }
 }
 
-struct Schedule {
-    check_id: String,
-    interval: Duration,
+pub(super) struct Schedule {
+    pub(super) check_id: String,
+    pub(super) interval: Duration,
     timeout: Duration,
-    first_run: Instant,
+    pub(super) first_run: Instant,
 }
 
 /// Start times spread over the interval by the check's id, so checks added together do

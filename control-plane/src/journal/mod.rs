@@ -13,6 +13,7 @@ use crate::domain::{
     CheckHealth, Deployment, DeploymentHealth, Environment, Event, HealthStatus, PortAllocation,
     Project,
 };
+use crate::domain::{Container, EngineStatus, Operation};
 
 pub use store::{JournalStore, StoreError, WatchPosition};
 pub use writer::{JournalWriter, WriteError, WriterHandle};
@@ -23,16 +24,28 @@ pub enum Topic {
     Catalog,
     Events,
     Health,
+    /// Discovered containers and the container engine's status.
+    Containers,
+    /// Operations (actions on deployments) at every change of their state.
+    Operations,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 3] = [Topic::Catalog, Topic::Events, Topic::Health];
+    pub const ALL: [Topic; 5] = [
+        Topic::Catalog,
+        Topic::Events,
+        Topic::Health,
+        Topic::Containers,
+        Topic::Operations,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Topic::Catalog => "catalog",
             Topic::Events => "events",
             Topic::Health => "health",
+            Topic::Containers => "containers",
+            Topic::Operations => "operations",
         }
     }
 
@@ -79,6 +92,9 @@ pub enum Object {
     Event(Event),
     CheckHealth(CheckHealth),
     DeploymentHealth(DeploymentHealth),
+    Container(Container),
+    ContainerEngine(EngineStatus),
+    Operation(Operation),
 }
 
 impl Object {
@@ -86,6 +102,8 @@ impl Object {
         match self {
             Object::Event(_) => Topic::Events,
             Object::CheckHealth(_) | Object::DeploymentHealth(_) => Topic::Health,
+            Object::Container(_) | Object::ContainerEngine(_) => Topic::Containers,
+            Object::Operation(_) => Topic::Operations,
             _ => Topic::Catalog,
         }
     }
@@ -102,6 +120,9 @@ impl Object {
             Object::DeploymentHealth(health) => {
                 format!("deployment-health/{}", health.deployment_id)
             }
+            Object::Container(container) => format!("container/{}", container.id),
+            Object::ContainerEngine(_) => "engine".to_owned(),
+            Object::Operation(operation) => format!("operation/{}", operation.id),
         }
     }
 
@@ -135,6 +156,15 @@ impl Object {
             Object::DeploymentHealth(health) => Scope {
                 project: Some(health.project_id.clone()),
                 environments: vec![health.environment.clone()],
+            },
+            Object::Container(container) => Scope {
+                project: container.project_id.clone(),
+                environments: container.environment.iter().cloned().collect(),
+            },
+            Object::ContainerEngine(_) => Scope::default(),
+            Object::Operation(operation) => Scope {
+                project: Some(operation.project_id.clone()),
+                environments: vec![operation.environment.clone()],
             },
         }
     }

@@ -91,6 +91,7 @@ mod tests {
             environment: env.into(),
             checks: Vec::new(),
             container_selector: Default::default(),
+            container_template: None,
         })
     }
 

@@ -80,6 +80,7 @@ impl Harness {
             retention: Default::default(),
             history_flush: Duration::from_millis(100),
             web_root: None,
+            containers: Default::default(),
         };
         tweak(&mut settings);
         let server = server::start(settings.clone())

@@ -1,0 +1,178 @@
+//! `pharos.v1.ContainerService`: reads of the containers collector's index.
+
+use std::sync::Arc;
+
+use pharos_proto::v1 as pb;
+use pharos_proto::v1::container_service_server::ContainerService;
+use tonic::{Request, Response, Status};
+
+use super::convert::timestamp;
+use super::error::ApiError;
+use crate::containers::{ContainerIndex, ContainerQuery, ServiceStats};
+use crate::domain::{
+    Container, ContainerHealth, ContainerState, ContainerStats, EngineState, EngineStatus,
+};
+
+pub struct ContainerApi {
+    index: Arc<ContainerIndex>,
+}
+
+impl ContainerApi {
+    pub fn new(index: Arc<ContainerIndex>) -> ContainerApi {
+        ContainerApi { index }
+    }
+}
+
+#[tonic::async_trait]
+impl ContainerService for ContainerApi {
+    async fn list_containers(
+        &self,
+        request: Request<pb::ListContainersRequest>,
+    ) -> Result<Response<pb::ListContainersResponse>, Status> {
+        let request = request.into_inner();
+        let mut states = Vec::new();
+        for value in &request.states {
+            states.push(state_from_proto(*value).ok_or_else(|| {
+                ApiError::InvalidArgument(format!(
+                    "states: {value} is not a container state (use CONTAINER_STATE_RUNNING, CONTAINER_STATE_EXITED, ...)"
+                ))
+            })?);
+        }
+        let query = ContainerQuery {
+            projects: request.projects,
+            environments: request.environments,
+            deployment_id: Some(request.deployment_id).filter(|id| !id.is_empty()),
+            states,
+            unmatched_only: request.unmatched_only,
+            labels: request.labels.into_iter().collect(),
+        };
+        let containers = self
+            .index
+            .query(&query)
+            .iter()
+            .map(|(c, stats)| container(c, stats.as_ref()))
+            .collect();
+        Ok(Response::new(pb::ListContainersResponse {
+            containers,
+            engine: Some(engine_status(&self.index.engine())),
+        }))
+    }
+
+    async fn list_service_stats(
+        &self,
+        request: Request<pb::ListServiceStatsRequest>,
+    ) -> Result<Response<pb::ListServiceStatsResponse>, Status> {
+        let request = request.into_inner();
+        let services = self
+            .index
+            .service_stats()
+            .into_iter()
+            .filter(|s| request.projects.is_empty() || request.projects.contains(&s.project_id))
+            .filter(|s| {
+                request.environments.is_empty() || request.environments.contains(&s.environment)
+            })
+            .map(service_stats)
+            .collect();
+        Ok(Response::new(pb::ListServiceStatsResponse { services }))
+    }
+
+    async fn get_engine_status(
+        &self,
+        _request: Request<pb::GetEngineStatusRequest>,
+    ) -> Result<Response<pb::GetEngineStatusResponse>, Status> {
+        Ok(Response::new(pb::GetEngineStatusResponse {
+            engine: Some(engine_status(&self.index.engine())),
+        }))
+    }
+}
+
+fn service_stats(s: ServiceStats) -> pb::ServiceStats {
+    pb::ServiceStats {
+        deployment_id: s.deployment_id,
+        project_id: s.project_id,
+        environment: s.environment,
+        service: s.service,
+        containers: s.containers,
+        running: s.running,
+        cpu_percent: s.cpu_percent,
+        memory_used_bytes: s.memory_used_bytes,
+        memory_limit_bytes: s.memory_limit_bytes,
+        restart_count: s.restart_count,
+    }
+}
+
+pub fn container(c: &Container, stats: Option<&ContainerStats>) -> pb::Container {
+    pb::Container {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        image: c.image.clone(),
+        labels: c
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        deployment_id: c.deployment_id.clone().unwrap_or_default(),
+        project_id: c.project_id.clone().unwrap_or_default(),
+        environment: c.environment.clone().unwrap_or_default(),
+        service: c.service.clone(),
+        state: state(c.state) as i32,
+        health: match c.health {
+            ContainerHealth::None => pb::ContainerHealth::Unspecified,
+            ContainerHealth::Starting => pb::ContainerHealth::Starting,
+            ContainerHealth::Healthy => pb::ContainerHealth::Healthy,
+            ContainerHealth::Unhealthy => pb::ContainerHealth::Unhealthy,
+        } as i32,
+        status_text: c.status_text.clone(),
+        exit_code: c.exit_code,
+        created: (c.created_micros > 0).then(|| timestamp(c.created_micros)),
+        started: c.started_micros.map(timestamp),
+        restart_count: c.restart_count,
+        stats: stats.map(|s| pb::ContainerStats {
+            cpu_percent: s.cpu_percent,
+            memory_used_bytes: s.memory_used_bytes,
+            memory_limit_bytes: s.memory_limit_bytes,
+            time: Some(timestamp(s.at_micros)),
+        }),
+    }
+}
+
+pub fn engine_status(engine: &EngineStatus) -> pb::EngineStatus {
+    pb::EngineStatus {
+        endpoint: engine.endpoint.clone(),
+        state: match engine.state {
+            EngineState::Disabled => pb::EngineState::Disabled,
+            EngineState::Connecting => pb::EngineState::Connecting,
+            EngineState::Up => pb::EngineState::Up,
+            EngineState::Down => pb::EngineState::Down,
+        } as i32,
+        version: engine.version.clone(),
+        error: engine.error.clone(),
+        since: Some(timestamp(engine.since_micros)),
+    }
+}
+
+fn state(state: ContainerState) -> pb::ContainerState {
+    match state {
+        ContainerState::Created => pb::ContainerState::Created,
+        ContainerState::Running => pb::ContainerState::Running,
+        ContainerState::Paused => pb::ContainerState::Paused,
+        ContainerState::Restarting => pb::ContainerState::Restarting,
+        ContainerState::Removing => pb::ContainerState::Removing,
+        ContainerState::Exited => pb::ContainerState::Exited,
+        ContainerState::Dead => pb::ContainerState::Dead,
+        ContainerState::Unknown => pb::ContainerState::Unspecified,
+    }
+}
+
+fn state_from_proto(value: i32) -> Option<ContainerState> {
+    Some(match pb::ContainerState::try_from(value).ok()? {
+        pb::ContainerState::Created => ContainerState::Created,
+        pb::ContainerState::Running => ContainerState::Running,
+        pb::ContainerState::Paused => ContainerState::Paused,
+        pb::ContainerState::Restarting => ContainerState::Restarting,
+        pb::ContainerState::Removing => ContainerState::Removing,
+        pb::ContainerState::Exited => ContainerState::Exited,
+        pb::ContainerState::Dead => ContainerState::Dead,
+        pb::ContainerState::Unspecified => return None,
+    })
+}
