@@ -1,0 +1,171 @@
+// End-to-end: the Operations page against a real pharosd and a real Podman (Docker
+// Engine API on a private socket, see podman.mjs). A restart from the UI shows its steps
+// live and the container really restarts: its start time, read from the engine with
+// `podman inspect`, changes. A viewer's token gets the server's refusal verbatim.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  Pharosd,
+  catalogYaml,
+  cleanup,
+  freePort,
+  launchChromium,
+  screenshot,
+  screenshots,
+  startHttpTarget,
+  streamState,
+  tempDir,
+  waitFor,
+  writeAtomic,
+} from "./harness.mjs";
+import { TestPodman } from "./podman.mjs";
+
+const OPERATOR_TOKEN = "e2e-operator-token";
+const VIEWER_TOKEN = "e2e-viewer-token";
+const sha256 = (text) => createHash("sha256").update(text).digest("hex");
+
+let browser;
+let podman;
+let pharosd;
+let containerId;
+
+before(async () => {
+  browser = await launchChromium();
+  podman = await TestPodman.start();
+  const dir = tempDir("pharos-e2e-ops-");
+  const target = await startHttpTarget(await freePort());
+  const catalogPath = path.join(dir, "catalog.yaml");
+  writeAtomic(catalogPath, catalogYaml([{ project: "shop", name: "Shop", url: target.url }]));
+  const configPath = path.join(dir, "config.yaml");
+  writeFileSync(
+    configPath,
+    [
+      "tokens:",
+      "  - name: ops",
+      "    role: operator",
+      `    sha256: ${sha256(OPERATOR_TOKEN)}`,
+      "  - name: watcher",
+      "    role: viewer",
+      `    sha256: ${sha256(VIEWER_TOKEN)}`,
+      "",
+    ].join("\n"),
+  );
+  // sh as PID 1 ignores SIGTERM unless it traps it: the trap lets a restart stop it at once.
+  containerId = await podman.run(
+    { "pharos.project": "shop", "pharos.environment": "e2e" },
+    ["sh", "-c", 'trap "exit 0" TERM; while :; do echo tick; sleep 0.2; done'],
+    ["--name", "shop-web"],
+  );
+  pharosd = await Pharosd.start(dir, {
+    catalog: catalogPath,
+    extraArgs: ["--config", configPath, "--docker-host", podman.dockerHost, "--progress-interval", "1s"],
+  });
+});
+
+after(async () => {
+  await cleanup();
+  if (screenshots.length) console.log(`screenshots:\n${screenshots.map((f) => `  ${f}`).join("\n")}`);
+});
+
+/** A page whose session already holds `token` (as the sign-in form would store it). */
+async function pageWithToken(token) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.addInitScript((value) => sessionStorage.setItem("pharos.token", value), token);
+  return page;
+}
+
+async function openOperations(page) {
+  await page.goto(`${pharosd.url}/#/operations/shop/e2e`);
+  await waitFor(async () => (await streamState(page))?.state === "live", { timeoutMs: 15_000, what: "the stream to be live" });
+  await page.locator('tr[data-container="shop-web"][data-state="running"]').waitFor({ timeout: 15_000 });
+}
+
+describe("operations against a real pharosd and Podman", () => {
+  test("a restart from the UI shows its steps and the container really restarts", async () => {
+    const page = await pageWithToken(OPERATOR_TOKEN);
+    await openOperations(page);
+    const before = await podman.startedAt(containerId);
+    const rowStarted = await page.locator('tr[data-container="shop-web"]').getAttribute("data-started");
+
+    // Escape cancels the dialog: nothing is done.
+    await page.locator('button[data-action="RESTART"]').click();
+    const dialog = page.locator("dialog.confirm-dialog");
+    await dialog.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "confirm-reason", "focus starts in the reason");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "detached" });
+    assert.equal(await page.locator(".op-progress").count(), 0);
+
+    // An empty reason is refused in the dialog; with a reason, the restart runs.
+    await page.locator('button[data-action="RESTART"]').click();
+    await dialog.waitFor();
+    await dialog.locator('button[type="submit"]').click();
+    await page.locator("#confirm-missing").waitFor();
+    await page.locator("#confirm-reason").fill("e2e: restart from the dashboard");
+    await page.keyboard.press("Tab");
+    await dialog.locator('button[type="submit"]').click();
+    await dialog.waitFor({ state: "detached" });
+
+    const progress = page.locator(".op-progress");
+    await progress.waitFor({ timeout: 10_000 });
+    await page.locator('.op-progress[data-state="SUCCEEDED"]').waitFor({ timeout: 30_000 });
+    const steps = await page.locator(".op-steps li").evaluateAll((els) => els.map((el) => el.dataset.stepState));
+    assert.ok(steps.length >= 1, "the operation lists its steps");
+    assert.ok(steps.every((s) => s === "SUCCEEDED"), `every step succeeded: ${steps}`);
+    assert.match(await page.locator(".op-steps").innerText(), /shop-web/);
+
+    // The engine says the container started again.
+    const after = await waitFor(async () => {
+      const now = await podman.startedAt(containerId);
+      return now !== before ? now : null;
+    }, { timeoutMs: 10_000, what: "podman inspect to show a new StartedAt" });
+    assert.ok(new Date(after) > new Date(before), `StartedAt moved forward: ${before} → ${after}`);
+    // And the page's containers panel shows the new start time from the stream.
+    await waitFor(async () => {
+      const value = await page.locator('tr[data-container="shop-web"]').getAttribute("data-started");
+      return value !== rowStarted && value !== "";
+    }, { timeoutMs: 10_000, what: "the containers panel to show the new start time" });
+
+    // The audit list, newest first, holds the operation with its reason and actor.
+    const auditRow = page.locator(".audit-table tbody tr").first();
+    await waitFor(async () => /succeeded/.test(await auditRow.innerText()), { timeoutMs: 10_000, what: "the audit row" });
+    const text = await auditRow.innerText();
+    assert.match(text, /Restart/);
+    assert.match(text, /ops/);
+    assert.match(text, /e2e: restart from the dashboard/);
+    await screenshot(page, "operations");
+    await page.close();
+  });
+
+  test("a viewer's token: the server's refusal is shown verbatim and the buttons go", async () => {
+    const page = await pageWithToken(VIEWER_TOKEN);
+    await openOperations(page);
+    await page.locator('button[data-action="STOP"]').click();
+    await page.locator("#confirm-reason").fill("e2e: a viewer tries");
+    await page.locator('dialog.confirm-dialog button[type="submit"]').click();
+    const error = page.locator('[data-testid="action-error"]');
+    await error.waitFor({ timeout: 10_000 });
+    const message = await error.innerText();
+    assert.match(message, /needs the operator role; "watcher" has viewer/);
+    assert.match(message, /PermissionDenied/);
+    assert.equal(await page.locator("button[data-action]").count(), 0, "no action buttons for a viewer");
+    assert.equal(await podman.podman("inspect", "--format", "{{.State.Status}}", containerId), "running");
+    await page.close();
+  });
+
+  test("the project page lists the container with its state and restarts", async () => {
+    const page = await pageWithToken(OPERATOR_TOKEN);
+    await page.goto(`${pharosd.url}/#/projects/shop`);
+    const row = page.locator('tr[data-container="shop-web"][data-state="running"]');
+    await row.waitFor({ timeout: 15_000 });
+    const text = await row.innerText();
+    assert.match(text, /shop\/e2e/);
+    assert.match(text, /running/);
+    await screenshot(page, "project-containers");
+    await page.close();
+  });
+});
