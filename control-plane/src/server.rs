@@ -154,6 +154,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         ),
         Err(err) => tracing::error!(error = %err, "marking interrupted operations failed"),
     }
+    let logs_client = docker_client.clone();
     let (audit, audit_queue) = AuditLog::new();
     engine.prepare().await;
     let probe_stats = engine.stats();
@@ -245,9 +246,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             view,
             hub.clone(),
         )))
-        .add_service(ContainerServiceServer::new(ContainerApi::new(
-            containers.clone(),
-        )))
+        .add_service(ContainerServiceServer::new(
+            ContainerApi::new(containers.clone()).with_logs(logs_client, streams.clone()),
+        ))
         .add_service(ActionServiceServer::new(ActionApi::new(
             operations.clone(),
             audit.clone(),

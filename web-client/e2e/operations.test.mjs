@@ -168,4 +168,46 @@ describe("operations against a real pharosd and Podman", () => {
     await screenshot(page, "project-containers");
     await page.close();
   });
+
+  test("logs: lines a busybox container prints appear, virtualised, and the filter keeps the matching ones", async () => {
+    await podman.run(
+      { "pharos.project": "shop", "pharos.environment": "e2e" },
+      ["sh", "-c", 'for i in $(seq 1 3000); do echo "line-$i"; done; trap "exit 0" TERM; while :; do echo heartbeat; sleep 0.3; done'],
+      ["--name", "shop-logs"],
+    );
+    const page = await pageWithToken(VIEWER_TOKEN);
+    await openOperations(page);
+    // From the containers panel to the container's log.
+    await page.locator('tr[data-container="shop-logs"] a[aria-label="Logs of shop-logs"]').click({ timeout: 15_000 });
+    await page.locator('[data-log-stream="open"]').waitFor({ timeout: 10_000 });
+    const kept = async () => Number((await page.locator('[data-testid="log-counts"]').innerText()).split(" kept")[0].split("·").pop().replace(/[^0-9]/g, ""));
+    await waitFor(async () => (await kept()) >= 1000, { timeoutMs: 10_000, what: "the last 1000 lines in the buffer" });
+    // Following: the newest lines are in view; only the visible rows are in the DOM.
+    await page.locator(".log-row", { hasText: "heartbeat" }).first().waitFor({ timeout: 10_000 });
+    const rows = await page.locator(".log-row").count();
+    assert.ok(rows > 0 && rows < 100, `only visible rows are rendered (${rows} of ${await kept()})`);
+
+    await page.locator("#log-filter").fill("line-299");
+    await waitFor(async () => /^10 shown/.test(await page.locator('[data-testid="log-counts"]').innerText()), {
+      timeoutMs: 5000,
+      what: "the filter to keep line-2990..2999 of the last 1000",
+    });
+    const texts = await page.locator(".log-row").allInnerTexts();
+    assert.equal(texts.length, 10);
+    assert.ok(texts.every((t) => t.includes("line-299")), `filtered rows: ${texts}`);
+    await page.locator("#log-filter").fill("");
+
+    // The last 5000 lines: every printed line is there.
+    await page.locator("#log-tail").fill("5000");
+    await page.locator("#log-tail").press("Enter");
+    await waitFor(async () => (await kept()) >= 3000, { timeoutMs: 10_000, what: "3000 lines after asking for 5000" });
+    await page.locator("#log-filter").fill("line-1");
+    await waitFor(async () => /^1,?111 shown/.test(await page.locator('[data-testid="log-counts"]').innerText()), {
+      timeoutMs: 5000,
+      what: "1111 lines starting line-1 among line-1..line-3000",
+    });
+    await page.locator("#log-filter").fill("");
+    await screenshot(page, "logs");
+    await page.close();
+  });
 });

@@ -1,9 +1,16 @@
 //! `pharos.v1.ContainerService`: reads of the containers collector's index.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::query_parameters::LogsOptions;
+use futures::{Stream, StreamExt};
 use pharos_proto::v1 as pb;
 use pharos_proto::v1::container_service_server::ContainerService;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::convert::timestamp;
@@ -15,12 +22,70 @@ use crate::domain::{
 
 pub struct ContainerApi {
     index: Arc<ContainerIndex>,
+    /// The engine client while it is up, for TailLogs; None until `with_logs`.
+    docker: Option<watch::Receiver<Option<Docker>>>,
+    /// Cancelled at shutdown: ends open log streams.
+    streams: CancellationToken,
 }
+
+/// Most lines TailLogs sends from the end of a log.
+const MAX_TAIL_LINES: u32 = 100_000;
+/// Most lines in one TailLogsResponse.
+const LOG_BATCH: usize = 500;
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<pb::TailLogsResponse, Status>> + Send + 'static>>;
 
 impl ContainerApi {
     pub fn new(index: Arc<ContainerIndex>) -> ContainerApi {
-        ContainerApi { index }
+        ContainerApi {
+            index,
+            docker: None,
+            streams: CancellationToken::new(),
+        }
     }
+
+    /// Serves TailLogs through the collector's engine client.
+    pub fn with_logs(
+        mut self,
+        docker: watch::Receiver<Option<Docker>>,
+        streams: CancellationToken,
+    ) -> ContainerApi {
+        self.docker = Some(docker);
+        self.streams = streams;
+        self
+    }
+}
+
+/// Splits an engine log line "<RFC 3339 time> <text>" (timestamps on).
+fn log_line(output: LogOutput) -> Option<pb::LogLine> {
+    let (stream, message) = match output {
+        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+            (pb::LogStreamKind::Stdout, message)
+        }
+        LogOutput::StdErr { message } => (pb::LogStreamKind::Stderr, message),
+        LogOutput::StdIn { .. } => return None,
+    };
+    let raw = String::from_utf8_lossy(&message);
+    let raw = raw.strip_suffix('\n').unwrap_or(&raw);
+    let raw = raw.strip_suffix('\r').unwrap_or(raw);
+    let (time, text) = match raw.split_once(' ') {
+        Some((stamp, rest)) => match chrono::DateTime::parse_from_rfc3339(stamp) {
+            Ok(t) => (
+                Some(prost_types::Timestamp {
+                    seconds: t.timestamp(),
+                    nanos: t.timestamp_subsec_nanos() as i32,
+                }),
+                rest,
+            ),
+            Err(_) => (None, raw),
+        },
+        None => (None, raw),
+    };
+    Some(pb::LogLine {
+        text: text.to_owned(),
+        stream: stream as i32,
+        time,
+    })
 }
 
 #[tonic::async_trait]
@@ -74,6 +139,81 @@ impl ContainerService for ContainerApi {
             .map(service_stats)
             .collect();
         Ok(Response::new(pb::ListServiceStatsResponse { services }))
+    }
+
+    type TailLogsStream = LogStream;
+
+    async fn tail_logs(
+        &self,
+        request: Request<pb::TailLogsRequest>,
+    ) -> Result<Response<Self::TailLogsStream>, Status> {
+        let request = request.into_inner();
+        if request.container_id.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "container_id is empty: give a container's id or name (ListContainers lists them)",
+            ));
+        }
+        if request.tail_lines > MAX_TAIL_LINES {
+            return Err(Status::invalid_argument(format!(
+                "tail_lines {} is more than {MAX_TAIL_LINES}",
+                request.tail_lines
+            )));
+        }
+        let known = self
+            .index
+            .query(&ContainerQuery::default())
+            .into_iter()
+            .map(|(c, _)| c)
+            .find(|c| c.id == request.container_id || c.name == request.container_id)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no discovered container {:?}: only containers carrying the project label are served",
+                    request.container_id
+                ))
+            })?;
+        let docker = self
+            .docker
+            .as_ref()
+            .and_then(|rx| rx.borrow().clone())
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "the container engine is not reachable ({})",
+                    self.index.engine().endpoint
+                ))
+            })?;
+        let options = LogsOptions {
+            follow: request.follow,
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            tail: request.tail_lines.to_string(),
+            ..Default::default()
+        };
+        let shutdown = self.streams.clone();
+        let id = known.id.clone();
+        let stream = async_stream::try_stream! {
+            let logs = docker.logs(&id, Some(options));
+            // Lines that are already there arrive together: send them in batches.
+            let mut logs = logs.ready_chunks(LOG_BATCH);
+            loop {
+                let chunk = tokio::select! {
+                    _ = shutdown.cancelled() => None,
+                    chunk = logs.next() => chunk,
+                };
+                let Some(chunk) = chunk else { break };
+                let mut lines = Vec::with_capacity(chunk.len());
+                for item in chunk {
+                    let output = item.map_err(|e| {
+                        Status::unavailable(format!("reading the log of {id}: {e}"))
+                    })?;
+                    lines.extend(log_line(output));
+                }
+                if !lines.is_empty() {
+                    yield pb::TailLogsResponse { lines };
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_engine_status(

@@ -4,6 +4,7 @@ import type { WatchSpec } from "../stream";
 import { StreamNotice, StreamState } from "./common";
 import { Header } from "./Header";
 import { useFirstLiveMark, useNow, useRoute, useWatch, type Route } from "./hooks";
+import { LogsPage } from "./LogsPage";
 import { OperationsPage } from "./OperationsPage";
 import { ProjectPage } from "./ProjectPage";
 import { ProjectsPage } from "./ProjectsPage";
@@ -26,6 +27,8 @@ function specFor(route: Route): WatchSpec {
         topics: [WatchTopic.CATALOG, WatchTopic.CONTAINERS, WatchTopic.OPERATIONS],
         projects: [route.project],
       };
+    case "logs":
+      return { topics: [WatchTopic.CONTAINERS] };
     case "not-found":
       return { topics: [WatchTopic.CATALOG] };
   }
@@ -57,6 +60,8 @@ export function App() {
           <ProjectPage watch={watch} id={route.id} now={now} />
         ) : route.page === "operations" ? (
           <OperationsPage watch={watch} project={route.project} environment={route.environment} now={now} />
+        ) : route.page === "logs" ? (
+          <LogsPage watch={watch} container={route.container} />
         ) : (
           <section class="panel">
             <h1>Not found</h1>

@@ -176,7 +176,10 @@ export function ContainersSection({
                     return (
                       <tr key={c.id} data-container={c.name} data-state={state.text} data-started={started ?? ""}>
                         <th scope="row">
-                          <code title={c.id}>{c.name}</code>
+                          <code title={c.id}>{c.name}</code>{" "}
+                          <a class="small-text" href={`#/logs/${encodeURIComponent(c.id)}`} aria-label={`Logs of ${c.name}`}>
+                            logs
+                          </a>
                           <div class="muted small-text">{c.image}</div>
                         </th>
                         {deploymentId ? null : (

@@ -35,7 +35,7 @@ export function Header({ route, status, now }: { route: Route; status: WatchStat
           </a>
           <a
             href="#/projects"
-            aria-current={route.page === "projects" || route.page === "project" || route.page === "operations" ? "page" : undefined}
+            aria-current={route.page === "projects" || route.page === "project" || route.page === "operations" || route.page === "logs" ? "page" : undefined}
           >
             Projects
           </a>

@@ -6,6 +6,7 @@ export type Route =
   | { page: "projects"; environment: string }
   | { page: "project"; id: string }
   | { page: "operations"; project: string; environment: string }
+  | { page: "logs"; container: string }
   | { page: "not-found"; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -27,6 +28,10 @@ export function parseRoute(hash: string): Route {
       project: decodeURIComponent(parts[1] ?? ""),
       environment: decodeURIComponent(parts[2] ?? ""),
     };
+  }
+  // "#/logs/<container id or name>": a container's log.
+  if (parts[0] === "logs" && parts.length === 2) {
+    return { page: "logs", container: decodeURIComponent(parts[1] ?? "") };
   }
   return { page: "not-found", path };
 }
