@@ -205,6 +205,8 @@ describe("operations against a real pharosd and Podman", () => {
     await waitFor(async () => /^1,?111 shown/.test(await page.locator('[data-testid="log-counts"]').innerText()), {
       timeoutMs: 5000,
       what: "1111 lines starting line-1 among line-1..line-3000",
+    }).catch(async (err) => {
+      throw new Error(`${err.message}; counts: ${await page.locator('[data-testid="log-counts"]').innerText()}`);
     });
     await page.locator("#log-filter").fill("");
     await screenshot(page, "logs");

@@ -380,7 +380,7 @@ function ConfirmDialog({
           <textarea
             id="confirm-reason"
             rows={2}
-            required
+            aria-required="true"
             autofocus
             aria-invalid={missing ? "true" : undefined}
             aria-describedby={missing ? "confirm-missing" : undefined}
