@@ -141,6 +141,24 @@ describe("operations against a real pharosd and Podman", () => {
     await page.close();
   });
 
+  test("a dry run of a scale lists its steps and changes nothing", async () => {
+    const page = await pageWithToken(OPERATOR_TOKEN);
+    await openOperations(page);
+    const containersBefore = await podman.podman("ps", "-aq");
+    await page.locator('button[data-action="SCALE"]').click();
+    await page.locator("#confirm-replicas").fill("0");
+    await page.locator("#confirm-reason").fill("e2e: plan a scale");
+    await page.locator('dialog.confirm-dialog input[type="checkbox"]').check();
+    await page.locator('dialog.confirm-dialog button[type="submit"]').click();
+    await page.locator('.op-progress[data-state="PLANNED"]').waitFor({ timeout: 10_000 });
+    assert.ok((await page.locator(".op-steps li").count()) >= 1, "the plan lists its steps");
+    const row = page.locator(".audit-table tbody tr").first();
+    await waitFor(async () => /dry run/.test(await row.innerText()), { timeoutMs: 10_000, what: "the dry run in the audit list" });
+    assert.match(await row.innerText(), /Scale to 0/);
+    assert.equal(await podman.podman("ps", "-aq"), containersBefore, "a dry run creates no container");
+    await page.close();
+  });
+
   test("a viewer's token: the server's refusal is shown verbatim and the buttons go", async () => {
     const page = await pageWithToken(VIEWER_TOKEN);
     await openOperations(page);
