@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
@@ -23,6 +24,17 @@ import {
   writeAtomic,
 } from "./harness.mjs";
 import { TestPodman } from "./podman.mjs";
+
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+/** axe-core's WCAG 2 A/AA violations on the page as it is. */
+async function axeViolations(page) {
+  await page.addScriptTag({ path: AXE });
+  return page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
+    return result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+  });
+}
 
 const OPERATOR_TOKEN = "e2e-operator-token";
 const VIEWER_TOKEN = "e2e-viewer-token";
@@ -185,6 +197,27 @@ describe("operations against a real pharosd and Podman", () => {
     assert.match(text, /running/);
     await screenshot(page, "project-containers");
     await page.close();
+  });
+
+  test("the operations page, its dialog and the logs page pass axe WCAG 2 A/AA in light and dark", async () => {
+    for (const colorScheme of ["light", "dark"]) {
+      const page = await pageWithToken(OPERATOR_TOKEN);
+      await page.emulateMedia({ colorScheme });
+      await openOperations(page);
+      assert.deepEqual(await axeViolations(page), [], `operations, ${colorScheme}`);
+      await page.locator('button[data-action="ROLLOUT_RESTART"]').click();
+      await page.locator("dialog.confirm-dialog").waitFor();
+      assert.deepEqual(await axeViolations(page), [], `confirm dialog, ${colorScheme}`);
+      await page.keyboard.press("Escape");
+      await page.locator("dialog.confirm-dialog").waitFor({ state: "detached" });
+      // Focus returns to the button that opened the dialog.
+      assert.equal(await page.evaluate(() => document.activeElement?.dataset.action), "ROLLOUT_RESTART");
+      await page.goto(`${pharosd.url}/#/logs/shop-web`);
+      await page.locator('[data-log-stream="open"]').waitFor({ timeout: 10_000 });
+      await page.locator(".log-row").first().waitFor({ timeout: 10_000 });
+      assert.deepEqual(await axeViolations(page), [], `logs, ${colorScheme}`);
+      await page.close();
+    }
   });
 
   test("logs: lines a busybox container prints appear, virtualised, and the filter keeps the matching ones", async () => {
