@@ -212,6 +212,11 @@ fn summary(change: &pb::Change) -> String {
             health.unhealthy_checks,
             health.unknown_checks
         ),
+        Some(Object::Container(c)) => format!("{} {}", c.name, c.status_text),
+        Some(Object::ContainerEngine(engine)) => {
+            format!("{} {}", engine.endpoint, engine.error)
+        }
+        Some(Object::Operation(op)) => format!("{} {}", op.deployment_id, op.result),
         None => String::new(),
     }
 }

@@ -263,4 +263,40 @@ describe("operations against a real pharosd and Podman", () => {
     await screenshot(page, "logs");
     await page.close();
   });
+
+  test("logs: 100,000 lines in the buffer, only visible rows in the DOM, scrolling lands on the right lines", async () => {
+    await podman.run(
+      { "pharos.project": "shop", "pharos.environment": "e2e" },
+      // Printed after the page is following: Podman's API is slow to serve a large tail.
+      ["sh", "-c", 'trap "exit 0" TERM; while [ ! -e /go ]; do sleep 0.1; done; seq 1 120000; while :; do sleep 1; done'],
+      ["--name", "shop-big"],
+    );
+    const page = await pageWithToken(VIEWER_TOKEN);
+    await openOperations(page);
+    await page.locator('tr[data-container="shop-big"] a[aria-label="Logs of shop-big"]').click({ timeout: 15_000 });
+    await page.locator('[data-log-stream="open"]').waitFor({ timeout: 10_000 });
+    await podman.podman("exec", "shop-big", "sh", "-c", ": > /go");
+    const counts = page.locator('[data-testid="log-counts"]');
+    await waitFor(async () => /^100,000 shown · 100,000 kept \(at most 100,000\) · 20,\d{3} older dropped/.test(await counts.innerText()), {
+      timeoutMs: 30_000,
+      what: "the last 100,000 of 120,000 followed lines",
+    }).catch(async (err) => {
+      throw new Error(`${err.message}; counts: ${await counts.innerText()}; ${await page.locator(".error-note").allInnerTexts()}`);
+    });
+    assert.ok((await page.locator(".log-row").count()) < 100, "only visible rows are rendered");
+    await page.locator(".log-row", { hasText: /^\S+ 120000$/ }).waitFor({ timeout: 5000 });
+    await page.locator("#log-pause").click();
+    // Halfway down the 100,000 kept lines are the lines around 70,000 (the engine may
+    // repeat a few lines of a followed log, so not exactly 70,001).
+    await page.locator(".log-scroller").evaluate((el) => {
+      el.scrollTop = 50_000 * 20;
+    });
+    await waitFor(async () => {
+      const texts = await page.locator(".log-row").allInnerTexts();
+      const numbers = texts.map((t) => Number(t.split(" ").pop()));
+      return numbers.length > 0 && numbers.every((n) => n > 65_000 && n < 75_000);
+    }, { timeoutMs: 5000, what: "the rows around line 70,000 after scrolling halfway" });
+    assert.ok((await page.locator(".log-row").count()) < 100, "still only visible rows after scrolling");
+    await page.close();
+  });
 });

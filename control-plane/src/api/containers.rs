@@ -30,6 +30,8 @@ pub struct ContainerApi {
 
 /// Most lines TailLogs sends from the end of a log.
 const MAX_TAIL_LINES: u32 = 100_000;
+/// The engine request timeout of a TailLogs stream (a day: in effect, none).
+const LOG_STREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 /// Most lines in one TailLogsResponse.
 const LOG_BATCH: usize = 500;
 
@@ -189,6 +191,10 @@ impl ContainerService for ContainerApi {
             tail: request.tail_lines.to_string(),
             ..Default::default()
         };
+        // The engine client's request timeout bounds a whole response: a followed log
+        // or a long tail would be cut. The stream ends when the caller cancels, the log
+        // ends, or pharosd shuts down.
+        let docker = docker.with_timeout(LOG_STREAM_TIMEOUT);
         let shutdown = self.streams.clone();
         let id = known.id.clone();
         let stream = async_stream::try_stream! {
