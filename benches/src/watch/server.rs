@@ -136,6 +136,8 @@ async fn run_pharos(args: &ServerArgs) -> anyhow::Result<()> {
         retention: Default::default(),
         history_flush: Duration::from_secs(1),
         web_root: None,
+        // No container engine: the bench measures the journal and Watch.
+        containers: Default::default(),
     };
     let running = server::start(settings).await.context("starting pharosd")?;
     let sink = Sink::Pharos {
