@@ -144,6 +144,7 @@ async fn run_pharos(checks: usize, args: &Args) -> anyhow::Result<Figures> {
         retention: Default::default(),
         history_flush: Duration::from_secs(1),
         web_root: None,
+        containers: Default::default(),
     };
     let running = server::start(settings).await?;
     tokio::time::sleep(args.warmup).await;
