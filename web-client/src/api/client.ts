@@ -5,7 +5,9 @@
 
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { ActionService } from "../gen/pharos/v1/actions_pb";
 import { CatalogService } from "../gen/pharos/v1/catalog_pb";
+import { ContainerService } from "../gen/pharos/v1/containers_pb";
 import { HealthService } from "../gen/pharos/v1/health_pb";
 import { WatchService } from "../gen/pharos/v1/watch_pb";
 import type { WatchSource } from "../stream";
@@ -79,6 +81,8 @@ export const transport = createGrpcWebTransport({
 
 export const catalog = createClient(CatalogService, transport);
 export const health = createClient(HealthService, transport);
+export const containers = createClient(ContainerService, transport);
+export const actions = createClient(ActionService, transport);
 
 /** Opens a Watch stream on the shared transport; settles once the server answered. */
 export const watchSource: WatchSource = async (request, signal) => {

@@ -4,6 +4,8 @@ import type { WatchSpec } from "../stream";
 import { StreamNotice, StreamState } from "./common";
 import { Header } from "./Header";
 import { useFirstLiveMark, useNow, useRoute, useWatch, type Route } from "./hooks";
+import { LogsPage } from "./LogsPage";
+import { OperationsPage } from "./OperationsPage";
 import { ProjectPage } from "./ProjectPage";
 import { ProjectsPage } from "./ProjectsPage";
 import { SystemPage } from "./SystemPage";
@@ -19,7 +21,14 @@ function specFor(route: Route): WatchSpec {
     case "projects":
       return { topics: [WatchTopic.CATALOG, WatchTopic.HEALTH] };
     case "project":
-      return { topics: [WatchTopic.CATALOG, WatchTopic.HEALTH], projects: [route.id] };
+      return { topics: [WatchTopic.CATALOG, WatchTopic.HEALTH, WatchTopic.CONTAINERS], projects: [route.id] };
+    case "operations":
+      return {
+        topics: [WatchTopic.CATALOG, WatchTopic.CONTAINERS, WatchTopic.OPERATIONS],
+        projects: [route.project],
+      };
+    case "logs":
+      return { topics: [WatchTopic.CONTAINERS] };
     case "not-found":
       return { topics: [WatchTopic.CATALOG] };
   }
@@ -49,6 +58,10 @@ export function App() {
           <ProjectsPage watch={watch} environment={route.environment} />
         ) : route.page === "project" ? (
           <ProjectPage watch={watch} id={route.id} now={now} />
+        ) : route.page === "operations" ? (
+          <OperationsPage watch={watch} project={route.project} environment={route.environment} now={now} />
+        ) : route.page === "logs" ? (
+          <LogsPage watch={watch} container={route.container} />
         ) : (
           <section class="panel">
             <h1>Not found</h1>

@@ -33,7 +33,10 @@ export function Header({ route, status, now }: { route: Route; status: WatchStat
           <a href="#/" aria-current={current("system")}>
             System
           </a>
-          <a href="#/projects" aria-current={route.page === "projects" || route.page === "project" ? "page" : undefined}>
+          <a
+            href="#/projects"
+            aria-current={route.page === "projects" || route.page === "project" || route.page === "operations" || route.page === "logs" ? "page" : undefined}
+          >
             Projects
           </a>
         </nav>

@@ -13,6 +13,7 @@ import {
   tsMs,
 } from "./format";
 import { useAuth, useRpc, type WatchHandle } from "./hooks";
+import { ContainersSection } from "./Containers";
 import { LatencyChart } from "./LatencyChart";
 import { checkHealth, deploymentHealth, deployments, ports, project as projectOf, projectRevision } from "./model";
 
@@ -94,6 +95,8 @@ export function ProjectPage({ watch, id, now }: { watch: WatchHandle; id: string
 
       <PortsSection allocations={projectPorts(store, id, streamDeployments)} status={status} stale={stale} />
 
+      <ContainersSection store={store} status={status} projectId={id} now={now} />
+
       <Section title="Latency of recent runs" id="latency" stale={stale}>
         {checks.length === 0 ? (
           <p class="muted">{detail.data ? "No checks to chart." : "Loading…"}</p>
@@ -129,6 +132,9 @@ function DeploymentSection({
       stale={stale}
       aside={<StatusBadge status={live?.status ?? h.status} />}
     >
+      <p class="small-text">
+        <a href={`#/operations/${h.deploymentId}`}>Operations on {h.deploymentId}</a>
+      </p>
       <p class="muted small-text">
         {(live ?? h).healthyChecks} healthy · {(live ?? h).degradedChecks} degraded · {(live ?? h).unhealthyChecks}{" "}
         unhealthy · {(live ?? h).unknownChecks} unknown
