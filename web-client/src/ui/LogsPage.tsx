@@ -16,6 +16,9 @@ import { stateLabel } from "./Containers";
 import { formatClock, tsMs } from "./format";
 import { useAuth, type WatchHandle } from "./hooks";
 
+// The most lines TailLogs starts with (the server refuses more); 0 asks for the whole log.
+const MAX_TAIL = 10_000;
+
 const ROW_HEIGHT = 20;
 const VIEWPORT_ROWS = 30;
 
@@ -112,7 +115,7 @@ export function LogsPage({ watch, container }: { watch: WatchHandle; container: 
           onSubmit={(e) => {
             e.preventDefault();
             const n = Number(tailInput);
-            if (Number.isInteger(n) && n >= 0 && n <= LOG_BUFFER_LIMIT) setTail(n);
+            if (Number.isInteger(n) && n >= 0 && n <= MAX_TAIL) setTail(n);
           }}
         >
           <label>
@@ -131,7 +134,7 @@ export function LogsPage({ watch, container }: { watch: WatchHandle; container: 
               id="log-tail"
               type="number"
               min={0}
-              max={LOG_BUFFER_LIMIT}
+              max={MAX_TAIL}
               value={tailInput}
               onInput={(e) => setTailInput((e.target as HTMLInputElement).value)}
             />{" "}
