@@ -7,9 +7,11 @@ mod checks;
 mod completion;
 mod containers;
 mod context;
+mod events;
 mod export;
 mod health;
 mod logs;
+mod metrics;
 mod operations;
 mod project;
 mod projects;
@@ -101,6 +103,16 @@ enum Command {
         after_help = "Examples:\n  pharos operations\n  pharos operations --deployment billing/prod -o json\n  pharos operations op-01JD3..."
     )]
     Operations(operations::Args),
+    /// Event history (newest last); -f follows new events; --counts shows error counts
+    #[command(
+        after_help = "Examples:\n  pharos events --since 1h\n  pharos events --kind catalog. -f\n  pharos events --counts -o json"
+    )]
+    Events(events::Args),
+    /// A metric's series over time, each with a sparkline
+    #[command(
+        after_help = "Examples:\n  pharos metrics 'node_load1' --since 1h --step 1m\n  pharos metrics 'http_requests:rate{project=\"billing\"}' --since 6h --step 5m -o json"
+    )]
+    Metrics(metrics::Args),
     /// Restart a deployment's containers
     #[command(
         after_help = "Examples:\n  pharos restart billing/prod --reason \"memory leak\"\n  pharos restart billing/prod --reason test --dry-run\n  pharos restart billing/prod --reason nightly --yes --request-id nightly-2026-11-23"
@@ -180,6 +192,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(args) => export::run(&client, args, export_file).await,
         Command::Containers(args) => containers::run(&client, args, out).await,
         Command::Logs(args) => logs::run(&client, args, out).await,
+        Command::Events(args) => events::run(&client, args, out).await,
+        Command::Metrics(args) => metrics::run(&client, args, out).await,
         Command::Operations(args) => operations::run(&client, args, out).await,
         Command::Restart(args) => actions::run(&client, actions::Action::Restart(args), out).await,
         Command::Stop(args) => actions::run(&client, actions::Action::Stop(args), out).await,
