@@ -2,9 +2,13 @@
 
 use std::fmt;
 
+use pharos_proto::v1::action_service_client::ActionServiceClient;
 use pharos_proto::v1::catalog_service_client::CatalogServiceClient;
+use pharos_proto::v1::container_service_client::ContainerServiceClient;
+use pharos_proto::v1::event_service_client::EventServiceClient;
 use pharos_proto::v1::export_service_client::ExportServiceClient;
 use pharos_proto::v1::health_service_client::HealthServiceClient;
+use pharos_proto::v1::metrics_service_client::MetricsServiceClient;
 use pharos_proto::v1::watch_service_client::WatchServiceClient;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -158,6 +162,34 @@ impl Client {
 
     pub async fn export(&self) -> Result<ExportServiceClient<Svc>, CliError> {
         Ok(ExportServiceClient::with_interceptor(
+            self.channel().await?,
+            self.auth.clone(),
+        ))
+    }
+
+    pub async fn containers(&self) -> Result<ContainerServiceClient<Svc>, CliError> {
+        Ok(ContainerServiceClient::with_interceptor(
+            self.channel().await?,
+            self.auth.clone(),
+        ))
+    }
+
+    pub async fn actions(&self) -> Result<ActionServiceClient<Svc>, CliError> {
+        Ok(ActionServiceClient::with_interceptor(
+            self.channel().await?,
+            self.auth.clone(),
+        ))
+    }
+
+    pub async fn metrics(&self) -> Result<MetricsServiceClient<Svc>, CliError> {
+        Ok(MetricsServiceClient::with_interceptor(
+            self.channel().await?,
+            self.auth.clone(),
+        ))
+    }
+
+    pub async fn events(&self) -> Result<EventServiceClient<Svc>, CliError> {
+        Ok(EventServiceClient::with_interceptor(
             self.channel().await?,
             self.auth.clone(),
         ))

@@ -2,11 +2,17 @@
 //! (`client`), the output layer (`output`) and the contexts (`config`). Adding a command is
 //! a module with an `Args` struct and a `run`, plus one variant below.
 
+mod actions;
 mod checks;
 mod completion;
+mod containers;
 mod context;
+mod events;
 mod export;
 mod health;
+mod logs;
+mod metrics;
+mod operations;
 mod project;
 mod projects;
 mod status;
@@ -82,6 +88,57 @@ enum Command {
         after_help = "Examples:\n  pharos export checks --since 24h --format csv --output checks.csv\n  pharos export events --since 7d --format json > events.jsonl"
     )]
     Export(export::Args),
+    /// Containers pharosd discovered, with state, health and their latest stats
+    #[command(
+        after_help = "Examples:\n  pharos containers\n  pharos containers --project billing --env prod -o wide\n  pharos containers --unmatched -o json"
+    )]
+    Containers(containers::Args),
+    /// A container's log lines; -f keeps following
+    #[command(
+        after_help = "Examples:\n  pharos logs billing-web-1 --tail 100\n  pharos logs billing-web-1 -f --stderr --grep timeout\n  pharos logs billing-web-1 --since 10m --regex 'status=5\\d\\d'"
+    )]
+    Logs(logs::Args),
+    /// Operations (restart, stop, start, scale, rolling restart), or one with its steps
+    #[command(
+        after_help = "Examples:\n  pharos operations\n  pharos operations --deployment billing/prod -o json\n  pharos operations op-01JD3..."
+    )]
+    Operations(operations::Args),
+    /// Event history (newest last); -f follows new events; --counts shows error counts
+    #[command(
+        after_help = "Examples:\n  pharos events --since 1h\n  pharos events --kind catalog. -f\n  pharos events --counts -o json"
+    )]
+    Events(events::Args),
+    /// A metric's series over time, each with a sparkline
+    #[command(
+        after_help = "Examples:\n  pharos metrics 'node_load1' --since 1h --step 1m\n  pharos metrics 'http_requests:rate{project=\"billing\"}' --since 6h --step 5m -o json"
+    )]
+    Metrics(metrics::Args),
+    /// Restart a deployment's containers
+    #[command(
+        after_help = "Examples:\n  pharos restart billing/prod --reason \"memory leak\"\n  pharos restart billing/prod --reason test --dry-run\n  pharos restart billing/prod --reason nightly --yes --request-id nightly-2026-11-23"
+    )]
+    Restart(actions::Args),
+    /// Stop a deployment's containers
+    #[command(
+        after_help = "Example:\n  pharos stop billing/staging --reason \"maintenance window\" --yes"
+    )]
+    Stop(actions::Args),
+    /// Start a deployment's stopped containers
+    #[command(
+        after_help = "Example:\n  pharos start billing/staging --reason \"maintenance done\""
+    )]
+    Start(actions::Args),
+    /// Scale a deployment to a number of containers
+    #[command(
+        after_help = "Example:\n  pharos scale billing/prod --replicas 3 --reason \"black friday\""
+    )]
+    Scale(actions::ScaleArgs),
+    /// Rolling operations on a deployment
+    #[command(
+        subcommand,
+        after_help = "Example:\n  pharos rollout restart billing/prod --reason \"pick up new config\""
+    )]
+    Rollout(actions::Rollout),
     /// Named servers in the config file, like kubectl contexts
     #[command(
         subcommand,
@@ -133,6 +190,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Watch(args) => watch::run(&client, args, out).await,
         Command::Top(args) => top::run(&client, args).await,
         Command::Export(args) => export::run(&client, args, export_file).await,
+        Command::Containers(args) => containers::run(&client, args, out).await,
+        Command::Logs(args) => logs::run(&client, args, out).await,
+        Command::Events(args) => events::run(&client, args, out).await,
+        Command::Metrics(args) => metrics::run(&client, args, out).await,
+        Command::Operations(args) => operations::run(&client, args, out).await,
+        Command::Restart(args) => actions::run(&client, actions::Action::Restart(args), out).await,
+        Command::Stop(args) => actions::run(&client, actions::Action::Stop(args), out).await,
+        Command::Start(args) => actions::run(&client, actions::Action::Start(args), out).await,
+        Command::Scale(args) => actions::run(&client, actions::Action::Scale(args), out).await,
+        Command::Rollout(actions::Rollout::Restart(args)) => {
+            actions::run(&client, actions::Action::RolloutRestart(args), out).await
+        }
         Command::Context(_) | Command::Completion(_) => unreachable!("handled above"),
     }
 }
