@@ -188,3 +188,42 @@ async fn actions_refuse_without_a_terminal_or_yes_and_operations_lists_nothing_d
     let value = json_stdout(&out.expect_success().unwrap()).unwrap();
     assert_eq!(value["operations"], serde_json::json!([]), "{value}");
 }
+
+#[tokio::test]
+async fn restart_dry_run_prints_the_plan_and_it_is_listed() {
+    let (_catalog, server) = start().await;
+    let out = pharos(
+        &server,
+        &[
+            "restart",
+            "pharos/local",
+            "--reason",
+            "cli test",
+            "--dry-run",
+            "--yes",
+            "--request-id",
+            "cli-dry-1",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let plan = json_stdout(&out.expect_success().unwrap()).unwrap();
+    assert_eq!(plan["kind"], "restart", "{plan}");
+    assert_eq!(plan["deployment_id"], "pharos/local");
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["state"], "planned");
+    assert_eq!(plan["request_id"], "cli-dry-1");
+
+    let out = pharos(&server, &["operations", "-o", "json"]).await;
+    let value = json_stdout(&out.expect_success().unwrap()).unwrap();
+    let listed = value["operations"].as_array().unwrap();
+    assert!(listed.iter().any(|op| op["id"] == plan["id"]), "{value}");
+    let id = plan["id"].as_str().unwrap();
+    let out = pharos(&server, &["operations", id]).await;
+    let text = out.expect_success().unwrap().stdout;
+    assert!(
+        text.contains(&format!("operation {id}: restart pharos/local")),
+        "{text}"
+    );
+}
