@@ -2,13 +2,17 @@
 
 use std::time::Duration;
 
-use pharos_e2e::grpc::{COMMAND_TIMEOUT, command, json_stdout};
+use pharos_e2e::grpc::{COMMAND_TIMEOUT, command, json_stdout, with_token};
 use pharos_e2e::{CatalogFile, Pharosd, run_command};
 use pharos_proto::v1 as pb;
 use serde_json::Value;
 use tokio::time::Instant;
 
 const WAIT: Duration = Duration::from_secs(15);
+/// An operator token, so the test can report events and push metrics.
+const TOKEN: &str = "cli-operator-token";
+/// `printf cli-operator-token | sha256sum`
+const TOKEN_SHA256: &str = "ba3d2363dc14b7525c614f172e9c353a9a1541d75a3ebae2f7bd6c30f7611ea6";
 
 async fn pharos(server: &Pharosd, args: &[&str]) -> pharos_e2e::CmdOutput {
     let home = tempfile::tempdir().unwrap();
@@ -17,6 +21,8 @@ async fn pharos(server: &Pharosd, args: &[&str]) -> pharos_e2e::CmdOutput {
         .env("XDG_CONFIG_HOME", home.path().join(".config"))
         .arg("--server")
         .arg(server.url())
+        .arg("--token")
+        .arg(TOKEN)
         .args(args)
         .stdin(std::process::Stdio::null());
     run_command(cmd, COMMAND_TIMEOUT).await.unwrap()
@@ -24,8 +30,17 @@ async fn pharos(server: &Pharosd, args: &[&str]) -> pharos_e2e::CmdOutput {
 
 async fn start() -> (CatalogFile, Pharosd) {
     let catalog = CatalogFile::demo().unwrap();
+    let config = catalog.dir().join("pharosd.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "tokens:\n  - name: cli-operator\n    role: operator\n    sha256: {TOKEN_SHA256}\n"
+        ),
+    )
+    .unwrap();
     let server = Pharosd::builder()
         .catalog(catalog.path())
+        .config(&config)
         .spawn()
         .await
         .unwrap();
@@ -42,15 +57,18 @@ async fn events_lists_reported_events_and_counts_them() {
         .unwrap();
     let mut events = pb::event_service_client::EventServiceClient::new(channel);
     events
-        .report_events(tokio_stream::iter([pb::ReportEventsRequest {
-            events: vec![pb::ReportedEvent {
-                kind: "cli.test_failed".to_owned(),
-                severity: pb::EventSeverity::Error as i32,
-                message: "disk full on /var".to_owned(),
-                source: "cli-test".to_owned(),
-                ..Default::default()
-            }],
-        }]))
+        .report_events(with_token(
+            tokio_stream::iter([pb::ReportEventsRequest {
+                events: vec![pb::ReportedEvent {
+                    kind: "cli.test_failed".to_owned(),
+                    severity: pb::EventSeverity::Error as i32,
+                    message: "disk full on /var".to_owned(),
+                    source: "cli-test".to_owned(),
+                    ..Default::default()
+                }],
+            }]),
+            TOKEN,
+        ))
         .await
         .unwrap();
 
@@ -99,7 +117,10 @@ async fn metrics_shows_a_pushed_series_with_a_sparkline() {
         })
         .collect();
     metrics
-        .push_metrics(tokio_stream::iter([pb::PushMetricsRequest { samples }]))
+        .push_metrics(with_token(
+            tokio_stream::iter([pb::PushMetricsRequest { samples }]),
+            TOKEN,
+        ))
         .await
         .unwrap();
 
@@ -166,4 +187,43 @@ async fn actions_refuse_without_a_terminal_or_yes_and_operations_lists_nothing_d
     let out = pharos(&server, &["operations", "-o", "json"]).await;
     let value = json_stdout(&out.expect_success().unwrap()).unwrap();
     assert_eq!(value["operations"], serde_json::json!([]), "{value}");
+}
+
+#[tokio::test]
+async fn restart_dry_run_prints_the_plan_and_it_is_listed() {
+    let (_catalog, server) = start().await;
+    let out = pharos(
+        &server,
+        &[
+            "restart",
+            "pharos/local",
+            "--reason",
+            "cli test",
+            "--dry-run",
+            "--yes",
+            "--request-id",
+            "cli-dry-1",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let plan = json_stdout(&out.expect_success().unwrap()).unwrap();
+    assert_eq!(plan["kind"], "restart", "{plan}");
+    assert_eq!(plan["deployment_id"], "pharos/local");
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["state"], "planned");
+    assert_eq!(plan["request_id"], "cli-dry-1");
+
+    let out = pharos(&server, &["operations", "-o", "json"]).await;
+    let value = json_stdout(&out.expect_success().unwrap()).unwrap();
+    let listed = value["operations"].as_array().unwrap();
+    assert!(listed.iter().any(|op| op["id"] == plan["id"]), "{value}");
+    let id = plan["id"].as_str().unwrap();
+    let out = pharos(&server, &["operations", id]).await;
+    let text = out.expect_success().unwrap().stdout;
+    assert!(
+        text.contains(&format!("operation {id}: restart pharos/local")),
+        "{text}"
+    );
 }

@@ -39,16 +39,15 @@ pub async fn run(client: &Client, args: Args, out: Output) -> Result<(), CliErro
     out.emit(&value, |out| {
         let mut text = String::new();
         if engine.state != pb::EngineState::Up as i32 {
-            text.push_str(&format!(
-                "engine {}: {}{}\n",
-                engine_state(engine.state),
-                engine.endpoint,
-                if engine.error.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", engine.error)
-                }
-            ));
+            let mut line = format!("container engine {}", engine_state(engine.state));
+            if !engine.endpoint.is_empty() {
+                line.push_str(&format!(" at {}", engine.endpoint));
+            }
+            if !engine.error.is_empty() {
+                line.push_str(&format!(": {}", engine.error));
+            }
+            text.push_str(&line);
+            text.push('\n');
         }
         if response.containers.is_empty() {
             text.push_str("no containers\n");
