@@ -32,6 +32,8 @@ pub struct ContainerCollector {
     matcher: Matcher,
     /// The connected client while the engine is up, for the stats sampler and actions.
     client: watch::Sender<Option<Docker>>,
+    /// The engine status the previous run journaled last.
+    previous_engine: Option<EngineStatus>,
 }
 
 impl ContainerCollector {
@@ -59,9 +61,14 @@ impl ContainerCollector {
             since_micros: now_micros(),
         };
         let index = Arc::new(ContainerIndex::new(engine));
+        let mut previous_engine = None;
         for entry in previous {
-            if let Object::Container(container) = &entry.object {
-                index.upsert(container.clone());
+            match &entry.object {
+                Object::Container(container) => {
+                    index.upsert(container.clone());
+                }
+                Object::ContainerEngine(engine) => previous_engine = Some(engine.clone()),
+                _ => {}
             }
         }
         let matcher = Matcher::new(&catalog.borrow(), &config.labels);
@@ -73,6 +80,7 @@ impl ContainerCollector {
             catalog,
             matcher,
             client,
+            previous_engine,
         };
         (collector, index, client_receiver)
     }
@@ -80,7 +88,15 @@ impl ContainerCollector {
     /// Journals the engine's initial status (and, with no engine, forgets the containers
     /// of the previous run), so the containers topic is current when pharosd serves.
     pub async fn prepare(&mut self) {
-        let mut changes = vec![Change::upsert(Object::ContainerEngine(self.index.engine()))];
+        let engine = self.index.engine();
+        let unchanged = self
+            .previous_engine
+            .as_ref()
+            .is_some_and(|p| p.state == engine.state && p.endpoint == engine.endpoint);
+        let mut changes = Vec::new();
+        if !unchanged {
+            changes.push(Change::upsert(Object::ContainerEngine(engine)));
+        }
         match &self.config.docker_host {
             None => {
                 tracing::info!(
@@ -94,7 +110,9 @@ impl ContainerCollector {
             }
             Some(host) => tracing::info!(engine = %host, "containers collector connecting"),
         }
-        if let Err(err) = self.writer.append(changes).await {
+        if !changes.is_empty()
+            && let Err(err) = self.writer.append(changes).await
+        {
             tracing::error!(error = %err, "journaling the container engine status failed");
         }
     }
