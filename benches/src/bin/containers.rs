@@ -3,9 +3,11 @@
 //! change that shows it running in its deployment, p50/p99; then pharosd's CPU while
 //! idle with the 200 containers monitored (events followed, stats sampled every 5 s).
 //!
-//! Peers in the same run: a bare bollard subscriber to the engine's event stream (the
-//! lower bound of any discovery that follows events) for the latency, and a
-//! `podman events` process for the idle CPU. Ratios are pharos over peer.
+//! Peers in the same run: a bare bollard subscriber to the engine's event stream, timing
+//! the container's `start` event, for the latency (pharosd may be earlier: it inspects
+//! the container on its `create` and `init` events too, and reports it as soon as an
+//! inspect says running); and a `podman events` process for the idle CPU. Ratios are
+//! pharos over peer.
 //!
 //! Usage: containers [--containers 200] [--idle 30s]
 
@@ -207,7 +209,7 @@ async fn main() -> anyhow::Result<()> {
         ms(quantile(&pharos, 0.99))
     );
     println!(
-        "  peer: bare event stream  p50 {:7.1} ms   p99 {:7.1} ms",
+        "  peer: `start` event     p50 {:7.1} ms   p99 {:7.1} ms",
         ms(quantile(&peer_lat, 0.5)),
         ms(quantile(&peer_lat, 0.99))
     );
