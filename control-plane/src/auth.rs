@@ -145,16 +145,10 @@ impl AccessPolicy {
         self.anonymous
     }
 
-    /// Decides a call to gRPC `path` with the given `authorization` header value.
-    pub fn authorize(
-        &self,
-        path: &str,
-        authorization: Option<&str>,
-    ) -> Result<Option<Principal>, Status> {
-        let Some(required) = required_role(path) else {
-            return Ok(None);
-        };
-        let principal = match authorization {
+    /// The caller an `authorization` header names: a token's or JWT's principal, or the
+    /// anonymous one where that is allowed.
+    fn principal(&self, authorization: Option<&str>) -> Result<Principal, Status> {
+        Ok(match authorization {
             Some(value) => {
                 let token = value.strip_prefix("Bearer ").ok_or_else(|| {
                     Status::unauthenticated(
@@ -186,7 +180,19 @@ impl AccessPolicy {
                     ));
                 }
             },
+        })
+    }
+
+    /// Decides a call to gRPC `path` with the given `authorization` header value.
+    pub fn authorize(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<Option<Principal>, Status> {
+        let Some(required) = required_role(path) else {
+            return Ok(None);
         };
+        let principal = self.principal(authorization)?;
         if principal.role < required {
             return Err(Status::permission_denied(format!(
                 "{path} needs the {} role; {:?} has {}",
@@ -258,17 +264,14 @@ impl AuthLayer {
 }
 
 impl AccessPolicy {
-    /// Who a caller claims to be, for the audit log: a known token's name, "anonymous"
-    /// without a token, "unauthenticated" with an unknown one.
+    /// Who a caller claims to be, for the audit log: a known token's (or JWT's) name,
+    /// "anonymous" without a token, "unauthenticated" with one that does not verify.
     pub fn identify(&self, authorization: Option<&str>) -> String {
         let Some(value) = authorization else {
             return "anonymous".to_owned();
         };
-        let token = value.strip_prefix("Bearer ").unwrap_or(value);
-        let hash: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        self.tokens
-            .get(&hash)
-            .map_or_else(|| "unauthenticated".to_owned(), |p| p.name.clone())
+        self.principal(Some(value))
+            .map_or_else(|_| "unauthenticated".to_owned(), |p| p.name)
     }
 }
 
