@@ -132,26 +132,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
 
     let (history_writer, history_sender) = HistoryWriter::new(db.clone(), settings.history_flush);
     let history_task = tokio::spawn(history_writer.run(writer_stop.clone()));
-    let health_selector = Selector {
-        topics: [Topic::Health].into_iter().collect(),
-        ..Selector::everything()
-    };
     let (mut engine, health_state, heartbeats) = HealthEngine::new(
         view.clone(),
         writer_handle.clone(),
         history_sender,
-        hub.snapshot(&health_selector).0,
+        hub.snapshot(&Selector::topic(Topic::Health)).0,
         settings.health,
     );
-    let containers_selector = Selector {
-        topics: [Topic::Containers].into_iter().collect(),
-        ..Selector::everything()
-    };
     let (mut container_collector, containers, docker_client) = ContainerCollector::new(
         settings.containers.clone(),
         view.clone(),
         writer_handle.clone(),
-        hub.snapshot(&containers_selector).0,
+        hub.snapshot(&Selector::topic(Topic::Containers)).0,
     );
     container_collector.prepare().await;
     engine.attach_containers(containers.clone());
@@ -188,7 +180,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
 
     let health_state_for_metrics = health_state.clone();
     let collectors = CancellationToken::new();
-    let mut tasks = vec![
+    let tasks = vec![
         (
             "audit-writer",
             tokio::spawn(crate::operations::audit::run(
@@ -236,30 +228,30 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
                 collectors.clone(),
             )),
         ),
-    ];
-    tasks.push((
-        "metrics-scraper",
-        tokio::spawn(scraper.run(collectors.clone())),
-    ));
-    tasks.push((
-        "alert-rules",
-        tokio::spawn(
-            crate::metrics::alerts::AlertEvaluator::new(
-                view.clone(),
-                metric_store.clone(),
-                health_state_for_metrics.clone(),
-                writer_handle.clone(),
-            )
-            .run(collectors.clone()),
+        (
+            "metrics-scraper",
+            tokio::spawn(scraper.run(collectors.clone())),
         ),
-    ));
-    tasks.push((
-        "metrics-rollups",
-        tokio::spawn(crate::metrics::flush_periodically(
-            metric_store.clone(),
-            collectors.clone(),
-        )),
-    ));
+        (
+            "alert-rules",
+            tokio::spawn(
+                crate::metrics::alerts::AlertEvaluator::new(
+                    view.clone(),
+                    metric_store.clone(),
+                    health_state_for_metrics.clone(),
+                    writer_handle.clone(),
+                )
+                .run(collectors.clone()),
+            ),
+        ),
+        (
+            "metrics-rollups",
+            tokio::spawn(crate::metrics::flush_periodically(
+                metric_store.clone(),
+                collectors.clone(),
+            )),
+        ),
+    ];
 
     let streams = CancellationToken::new();
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -26,6 +26,14 @@ impl Selector {
         }
     }
 
+    /// Every change of one topic.
+    pub fn topic(topic: Topic) -> Selector {
+        Selector {
+            topics: [topic].into_iter().collect(),
+            ..Selector::everything()
+        }
+    }
+
     pub fn matches(&self, entry: &JournalEntry) -> bool {
         if !self.topics.contains(&entry.topic) {
             return false;
