@@ -618,3 +618,102 @@ async fn tail_logs_filters_follows_and_cuts_long_lines() {
     }
     harness.shutdown().await;
 }
+
+/// A line the engine's monitor wrote in two parts (it read "li", then "ne-2") comes back
+/// whole, with `tail` and without, and following from a tail repeats nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_keeps_lines_written_in_parts_and_following_repeats_nothing() {
+    let podman = TestPodman::start().unwrap();
+    let harness = start(&podman).await;
+    let id = podman
+        .run(
+            &[("app", "api")],
+            &[
+                "sh",
+                "-c",
+                "echo line-1; printf li; sleep 0.5; echo ne-2; echo line-3; \
+                 while [ ! -e /go ]; do sleep 0.05; done; echo line-4; sleep 1000",
+            ],
+        )
+        .await
+        .unwrap();
+    let mut client = containers_client(&harness).await;
+    let texts = |lines: &[pb::LogLine]| lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while harness.server().containers.get(&id).is_none() {
+        assert!(Instant::now() < deadline, "container not discovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    loop {
+        let all = read_logs(
+            &mut client,
+            pb::TailLogsRequest {
+                container: id.clone(),
+                ..Default::default()
+            },
+            usize::MAX,
+        )
+        .await;
+        if all.len() >= 3 {
+            assert_eq!(texts(&all), ["line-1", "line-2", "line-3"]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "three lines within 10 s: {all:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (tail, expected) in [
+        (1, &["line-3"][..]),
+        (2, &["line-2", "line-3"][..]),
+        (3, &["line-1", "line-2", "line-3"][..]),
+        (10, &["line-1", "line-2", "line-3"][..]),
+    ] {
+        let lines = read_logs(
+            &mut client,
+            pb::TailLogsRequest {
+                container: id.clone(),
+                tail,
+                ..Default::default()
+            },
+            usize::MAX,
+        )
+        .await;
+        assert_eq!(texts(&lines), expected, "tail {tail}");
+    }
+
+    // Following the last two lines: line-4, printed later, comes once, after them.
+    let mut stream = client
+        .tail_logs(pb::TailLogsRequest {
+            container: id.clone(),
+            tail: 2,
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut followed = Vec::new();
+    let mut next = async |followed: &mut Vec<String>| {
+        let batch = tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .expect("log lines within 5 s")
+            .expect("stream healthy")
+            .expect("stream still open");
+        followed.extend(batch.lines.into_iter().map(|l| l.text));
+    };
+    while followed.len() < 2 {
+        next(&mut followed).await;
+    }
+    assert_eq!(followed, ["line-2", "line-3"]);
+    podman.podman(&["exec", &id, "sh", "-c", ": > /go"]).await.unwrap();
+    while followed.len() < 3 {
+        next(&mut followed).await;
+    }
+    assert_eq!(followed, ["line-2", "line-3", "line-4"]);
+    // Nothing more arrives: the container prints nothing after line-4.
+    let more = tokio::time::timeout(Duration::from_millis(500), stream.message()).await;
+    assert!(more.is_err(), "unexpected after line-4: {more:?}");
+    harness.shutdown().await;
+}

@@ -96,6 +96,26 @@ async function openOperations(page) {
   await page.locator('tr[data-container="shop-web"][data-state="running"]').waitFor({ timeout: 15_000 });
 }
 
+/** Every row of the Logs page's list, scrolled through a screen at a time (it is virtualised). */
+async function allLogRows(page) {
+  const rows = new Map();
+  const scroller = page.locator(".log-scroller");
+  const height = await scroller.evaluate((el) => el.scrollHeight);
+  for (let top = 0; top <= height; top += 400) {
+    await scroller.evaluate((el, y) => {
+      el.scrollTop = y;
+      el.dispatchEvent(new Event("scroll"));
+    }, top);
+    await page.waitForTimeout(20);
+    for (const [y, text] of await page
+      .locator(".log-row")
+      .evaluateAll((els) => els.map((el) => [el.style.transform, el.innerText]))) {
+      rows.set(Number(y.replace(/[^0-9]/g, "")), text);
+    }
+  }
+  return [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, text]) => text);
+}
+
 describe("operations against a real pharosd and Podman", () => {
   test("a restart from the UI shows its steps and the container really restarts", async () => {
     const page = await pageWithToken(OPERATOR_TOKEN);
@@ -257,7 +277,14 @@ describe("operations against a real pharosd and Podman", () => {
       timeoutMs: 5000,
       what: "1111 lines starting line-1 among line-1..line-3000",
     }).catch(async (err) => {
-      throw new Error(`${err.message}; counts: ${await page.locator('[data-testid="log-counts"]').innerText()}`);
+      const counts = await page.locator('[data-testid="log-counts"]').innerText();
+      const shown = await allLogRows(page);
+      const expected = new Set();
+      for (let i = 1; i <= 3000; i++) if (`line-${i}`.includes("line-1")) expected.add(`line-${i}`);
+      const texts = shown.map((t) => t.replace(/^\S+ /, ""));
+      const missing = [...expected].filter((l) => !texts.includes(l));
+      const unexpected = texts.filter((t) => !expected.has(t));
+      throw new Error(`${err.message}; counts: ${counts}; missing: ${missing.join(", ")}; unexpected: ${JSON.stringify(unexpected.slice(0, 5))}`);
     });
     await page.locator("#log-filter").fill("");
     await screenshot(page, "logs");
@@ -268,13 +295,14 @@ describe("operations against a real pharosd and Podman", () => {
     await podman.run(
       { "pharos.project": "shop", "pharos.environment": "e2e" },
       // Printed after the page is following: Podman's API is slow to serve a large tail.
-      ["sh", "-c", 'trap "exit 0" TERM; while [ ! -e /go ]; do sleep 0.1; done; seq 1 120000; while :; do sleep 1; done'],
+      ["sh", "-c", 'trap "exit 0" TERM; echo waiting; while [ ! -e /go ]; do sleep 0.1; done; seq 1 120000; while :; do sleep 1; done'],
       ["--name", "shop-big"],
     );
     const page = await pageWithToken(VIEWER_TOKEN);
     await openOperations(page);
     await page.locator('tr[data-container="shop-big"] a[aria-label="Logs of shop-big"]').click({ timeout: 15_000 });
-    await page.locator('[data-log-stream="open"]').waitFor({ timeout: 10_000 });
+    // The stream is open at the engine once the line printed before the wait is shown.
+    await page.locator(".log-row", { hasText: "waiting" }).waitFor({ timeout: 10_000 });
     await podman.podman("exec", "shop-big", "sh", "-c", ": > /go");
     const counts = page.locator('[data-testid="log-counts"]');
     await waitFor(async () => /^100,000 shown · 100,000 kept \(at most 100,000\) · 20,\d{3} older dropped/.test(await counts.innerText()), {

@@ -4,9 +4,12 @@
 
 use bollard::Docker;
 use bollard::container::LogOutput;
+use bollard::models::SystemVersion;
 use bollard::query_parameters::LogsOptions;
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use regex::Regex;
+use std::collections::VecDeque;
 
 use super::collector::{describe, parse_time};
 
@@ -56,20 +59,164 @@ pub fn tail(
     container_id: String,
     query: LogQuery,
 ) -> impl Stream<Item = Result<Vec<LogLine>, String>> + Send + 'static {
-    let options = LogsOptions {
-        follow: query.follow,
+    let lines = async_stream::stream! {
+        let ring = match query.tail {
+            Some(_) => !engine_tails_reliably(&docker).await,
+            None => false,
+        };
+        let mut source: BoxStream<'static, Result<LogLine, String>> = if ring {
+            ring_tail(docker, container_id, query.clone()).boxed()
+        } else {
+            let options = options(&query, query.follow, query.tail, query.since_micros);
+            engine_lines(docker, container_id, options).boxed()
+        };
+        while let Some(item) = source.next().await {
+            match item {
+                Ok(line) => {
+                    if keep(&line, &query) {
+                        yield Ok(line);
+                    }
+                }
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            }
+        }
+    };
+    lines.ready_chunks(BATCH).map(|batch| {
+        let mut lines = Vec::with_capacity(batch.len());
+        for item in batch {
+            lines.push(item?);
+        }
+        Ok(lines)
+    })
+}
+
+/// The engine's `logs` request for `query`, following or not, with `tail` lines at most.
+fn options(query: &LogQuery, follow: bool, tail: Option<u32>, since: Option<i64>) -> LogsOptions {
+    LogsOptions {
+        follow,
         stdout: query.stdout,
         stderr: query.stderr,
-        since: query
-            .since_micros
-            .map_or(0, |m| i32::try_from(m / 1_000_000).unwrap_or(i32::MAX)),
+        // The engine takes whole seconds; `keep` drops what is earlier to the microsecond.
+        since: since.map_or(0, |m| {
+            i32::try_from(m.div_euclid(1_000_000)).unwrap_or(i32::MAX)
+        }),
         until: 0,
         timestamps: true,
-        tail: query
-            .tail
-            .map_or_else(|| "all".to_owned(), |n| n.to_string()),
+        tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
+    }
+}
+
+/// Whether the engine's own `tail` can be trusted. Podman before 4.7 reads its log file
+/// backwards without rejoining the parts of a line its monitor (conmon) wrote in two:
+/// the first part is lost or glued to another line (containers/podman#19545). Its
+/// forward read is right, so for those engines [`ring_tail`] keeps the last lines itself.
+async fn engine_tails_reliably(docker: &Docker) -> bool {
+    match docker.version().await {
+        Ok(version) => !podman_tail_splits_lines(&version),
+        // The logs request itself will report an unreachable engine.
+        Err(_) => true,
+    }
+}
+
+fn podman_tail_splits_lines(version: &SystemVersion) -> bool {
+    let Some(podman) = version
+        .components
+        .iter()
+        .flatten()
+        .find(|c| c.name.contains("Podman"))
+    else {
+        return false;
     };
-    let lines = async_stream::stream! {
+    let mut parts = podman.version.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) < (4, 7)
+}
+
+/// `tail` without the engine's tail: the whole log read forwards, the last `tail` lines
+/// kept in a ring (memory bounded by `tail` lines of at most [`MAX_LINE`] bytes), then,
+/// when following, a second request from the last line's second on, skipping what the
+/// first one already delivered.
+fn ring_tail(
+    docker: Docker,
+    container_id: String,
+    query: LogQuery,
+) -> impl Stream<Item = Result<LogLine, String>> + Send + 'static {
+    async_stream::stream! {
+        let limit = query.tail.unwrap_or(MAX_TAIL).max(1) as usize;
+        let mut ring = VecDeque::with_capacity(limit.min(1024));
+        // The newest time seen and how many lines carry it.
+        let mut newest: Option<(i64, usize)> = None;
+        let history = options(&query, false, None, query.since_micros);
+        let mut history = Box::pin(engine_lines(docker.clone(), container_id.clone(), history));
+        while let Some(item) = history.next().await {
+            let line = match item {
+                Ok(line) => line,
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            };
+            if let Some(at) = line.at_micros {
+                newest = match newest {
+                    Some((t, n)) if t == at => Some((t, n + 1)),
+                    Some((t, n)) if t > at => Some((t, n)),
+                    _ => Some((at, 1)),
+                };
+            }
+            if ring.len() == limit {
+                ring.pop_front();
+            }
+            ring.push_back(line);
+        }
+        for line in ring.drain(..) {
+            yield Ok(line);
+        }
+        if !query.follow {
+            return;
+        }
+        let since = newest.map(|(t, _)| t).or(query.since_micros);
+        let live = options(&query, true, None, since);
+        let mut live = Box::pin(engine_lines(docker, container_id, live));
+        let mut repeats = newest.map_or(0, |(_, n)| n);
+        while let Some(item) = live.next().await {
+            let line = match item {
+                Ok(line) => line,
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            };
+            if let (Some((t, _)), Some(at)) = (newest, line.at_micros) {
+                if at < t {
+                    continue;
+                }
+                if at == t && repeats > 0 {
+                    repeats -= 1;
+                    continue;
+                }
+            }
+            yield Ok(line);
+        }
+    }
+}
+
+/// The engine's log as lines, unfiltered.
+fn engine_lines(
+    docker: Docker,
+    container_id: String,
+    options: LogsOptions,
+) -> impl Stream<Item = Result<LogLine, String>> + Send + 'static {
+    async_stream::stream! {
         let mut output = Box::pin(docker.logs(&container_id, Some(options)));
         let mut pending = [Pending::default(), Pending::default()];
         while let Some(chunk) = output.next().await {
@@ -88,28 +235,17 @@ pub fn tail(
             // A long line comes in parts, each with its own timestamp: keep the first.
             let bytes = if slot.bytes.is_empty() { &bytes[..] } else { strip_timestamp(&bytes) };
             for line in split(slot, bytes) {
-                if let Some(line) = finish(stream, line, &query) {
-                    yield Ok(line);
-                }
+                yield Ok(parse(stream, line));
             }
         }
         for (i, slot) in pending.iter_mut().enumerate() {
             if !slot.bytes.is_empty() {
                 let stream = if i == 0 { LogStream::Stdout } else { LogStream::Stderr };
                 let rest = (std::mem::take(&mut slot.bytes), slot.truncated);
-                if let Some(line) = finish(stream, rest, &query) {
-                    yield Ok(line);
-                }
+                yield Ok(parse(stream, rest));
             }
         }
-    };
-    lines.ready_chunks(BATCH).map(|batch| {
-        let mut lines = Vec::with_capacity(batch.len());
-        for item in batch {
-            lines.push(item?);
-        }
-        Ok(lines)
-    })
+    }
 }
 
 /// `bytes` without a leading "<RFC 3339 time> ", if it has one.
@@ -149,12 +285,8 @@ fn split(slot: &mut Pending, bytes: &[u8]) -> Vec<(Vec<u8>, bool)> {
     done
 }
 
-/// Parses the engine's timestamp prefix and applies the filters.
-fn finish(
-    stream: LogStream,
-    (bytes, truncated): (Vec<u8>, bool),
-    query: &LogQuery,
-) -> Option<LogLine> {
+/// Parses the engine's timestamp prefix.
+fn parse(stream: LogStream, (bytes, truncated): (Vec<u8>, bool)) -> LogLine {
     let text = String::from_utf8_lossy(&bytes);
     let text = text.strip_suffix('\r').unwrap_or(&text);
     let (at_micros, text) = match text.split_once(' ') {
@@ -167,27 +299,32 @@ fn finish(
             None => (None, text),
         },
     };
-    if let (Some(since), Some(at)) = (query.since_micros, at_micros)
-        && at < since
-    {
-        return None;
-    }
-    if query
-        .contains
-        .as_ref()
-        .is_some_and(|needle| !text.contains(needle.as_str()))
-    {
-        return None;
-    }
-    if query.regex.as_ref().is_some_and(|re| !re.is_match(text)) {
-        return None;
-    }
-    Some(LogLine {
+    LogLine {
         stream,
         text: text.to_owned(),
         at_micros,
         truncated,
-    })
+    }
+}
+
+/// Whether `line` passes the query's filters.
+fn keep(line: &LogLine, query: &LogQuery) -> bool {
+    if let (Some(since), Some(at)) = (query.since_micros, line.at_micros)
+        && at < since
+    {
+        return false;
+    }
+    if query
+        .contains
+        .as_ref()
+        .is_some_and(|needle| !line.text.contains(needle.as_str()))
+    {
+        return false;
+    }
+    !query
+        .regex
+        .as_ref()
+        .is_some_and(|re| !re.is_match(&line.text))
 }
 
 #[cfg(test)]
@@ -215,14 +352,36 @@ mod tests {
             contains: Some("err".into()),
             ..Default::default()
         };
-        let line = finish(
+        let line = parse(
             LogStream::Stderr,
             (b"2026-01-02T03:04:05.000000006Z an error".to_vec(), false),
-            &query,
-        )
-        .unwrap();
+        );
         assert_eq!(line.text, "an error");
         assert!(line.at_micros.is_some());
-        assert!(finish(LogStream::Stdout, (b"fine".to_vec(), false), &query).is_none());
+        assert!(keep(&line, &query));
+        let fine = parse(LogStream::Stdout, (b"fine".to_vec(), false));
+        assert_eq!((fine.text.as_str(), fine.at_micros), ("fine", None));
+        assert!(!keep(&fine, &query));
+    }
+
+    #[test]
+    fn podman_before_4_7_needs_the_ring() {
+        let engine = |name: &str, version: &str| SystemVersion {
+            components: Some(vec![bollard::models::SystemVersionComponents {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                details: None,
+            }]),
+            ..Default::default()
+        };
+        assert!(podman_tail_splits_lines(&engine("Podman Engine", "4.3.1")));
+        assert!(podman_tail_splits_lines(&engine("Podman Engine", "3.4.4")));
+        assert!(!podman_tail_splits_lines(&engine("Podman Engine", "4.7.0")));
+        assert!(!podman_tail_splits_lines(&engine(
+            "Podman Engine",
+            "5.2.0-rc1"
+        )));
+        assert!(!podman_tail_splits_lines(&engine("Engine", "20.10.24")));
+        assert!(!podman_tail_splits_lines(&SystemVersion::default()));
     }
 }
