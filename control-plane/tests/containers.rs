@@ -707,7 +707,10 @@ async fn tail_keeps_lines_written_in_parts_and_following_repeats_nothing() {
         next(&mut followed).await;
     }
     assert_eq!(followed, ["line-2", "line-3"]);
-    podman.podman(&["exec", &id, "sh", "-c", ": > /go"]).await.unwrap();
+    podman
+        .podman(&["exec", &id, "sh", "-c", ": > /go"])
+        .await
+        .unwrap();
     while followed.len() < 3 {
         next(&mut followed).await;
     }

@@ -321,10 +321,10 @@ fn keep(line: &LogLine, query: &LogQuery) -> bool {
     {
         return false;
     }
-    !query
+    query
         .regex
         .as_ref()
-        .is_some_and(|re| !re.is_match(&line.text))
+        .is_none_or(|re| re.is_match(&line.text))
 }
 
 #[cfg(test)]
