@@ -51,6 +51,11 @@ impl CliError {
     pub fn from_status(server: &str, status: &Status) -> CliError {
         let message = status.message().to_owned();
         match status.code() {
+            // Without a source the server itself said so (its engine is down, it is
+            // shutting down); with one, the connection failed.
+            Code::Unavailable if std::error::Error::source(status).is_none() => {
+                CliError::Unreachable(format!("pharosd at {server}: {message}"))
+            }
             Code::Unavailable => {
                 CliError::Unreachable(format!("cannot reach pharosd at {server}: {message}"))
             }

@@ -620,7 +620,8 @@ async fn tail_logs_filters_follows_and_cuts_long_lines() {
 }
 
 /// A line the engine's monitor wrote in two parts (it read "li", then "ne-2") comes back
-/// whole, with `tail` and without, and following from a tail repeats nothing.
+/// whole, with `tail` and without; following from a tail repeats nothing; a cursor says
+/// exactly where to go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_keeps_lines_written_in_parts_and_following_repeats_nothing() {
     let podman = TestPodman::start().unwrap();
@@ -718,5 +719,48 @@ async fn tail_keeps_lines_written_in_parts_and_following_repeats_nothing() {
     // Nothing more arrives: the container prints nothing after line-4.
     let more = tokio::time::timeout(Duration::from_millis(500), stream.message()).await;
     assert!(more.is_err(), "unexpected after line-4: {more:?}");
+
+    // Going on after a line's cursor gives exactly the lines after it. All four lines
+    // may carry the same time (Podman's API gives whole seconds): the cursor tells them
+    // apart.
+    let all = read_logs(
+        &mut client,
+        pb::TailLogsRequest {
+            container: id.clone(),
+            ..Default::default()
+        },
+        usize::MAX,
+    )
+    .await;
+    assert_eq!(texts(&all), ["line-1", "line-2", "line-3", "line-4"]);
+    for (n, line) in all.iter().enumerate() {
+        let after = read_logs(
+            &mut client,
+            pb::TailLogsRequest {
+                container: id.clone(),
+                after_cursor: line.cursor.clone(),
+                ..Default::default()
+            },
+            usize::MAX,
+        )
+        .await;
+        assert_eq!(texts(&after), texts(&all[n + 1..]), "after {}", line.cursor);
+    }
+    for request in [
+        pb::TailLogsRequest {
+            container: id.clone(),
+            after_cursor: "yesterday".into(),
+            ..Default::default()
+        },
+        pb::TailLogsRequest {
+            container: id.clone(),
+            after_cursor: all[0].cursor.clone(),
+            tail: 2,
+            ..Default::default()
+        },
+    ] {
+        let err = client.tail_logs(request).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    }
     harness.shutdown().await;
 }

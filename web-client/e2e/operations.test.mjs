@@ -327,4 +327,30 @@ describe("operations against a real pharosd and Podman", () => {
     assert.ok((await page.locator(".log-row").count()) < 100, "still only visible rows after scrolling");
     await page.close();
   });
+  test("logs: a followed log goes on across a pharosd restart, nothing repeated or lost", async () => {
+    await podman.run(
+      { "pharos.project": "shop", "pharos.environment": "e2e" },
+      ["sh", "-c", 'trap "exit 0" TERM; i=0; while :; do echo "n $i"; i=$((i+1)); sleep 0.05; done'],
+      ["--name", "shop-counter"],
+    );
+    const page = await pageWithToken(VIEWER_TOKEN);
+    await openOperations(page);
+    await page.locator('tr[data-container="shop-counter"] a[aria-label="Logs of shop-counter"]').click({ timeout: 15_000 });
+    await page.locator(".log-row", { hasText: /n \d+$/ }).first().waitFor({ timeout: 10_000 });
+    const newest = async () => {
+      const texts = await page.locator(".log-row").allInnerTexts();
+      return Math.max(-1, ...texts.map((t) => Number(t.split(" ").pop())).filter(Number.isFinite));
+    };
+    await pharosd.stop();
+    await page.locator('[data-log-stream="reconnecting"]').waitFor({ timeout: 10_000 });
+    const before = await newest();
+    await pharosd.start();
+    await waitFor(async () => (await newest()) > before + 20, { timeoutMs: 15_000, what: "lines printed after the restart" });
+    assert.equal(await page.locator('[data-log-stream="open"]').count(), 1);
+    await page.locator("#log-pause").click();
+    const numbers = (await allLogRows(page)).map((t) => Number(t.split(" ").pop()));
+    const gaps = numbers.filter((n, i) => i > 0 && n !== numbers[i - 1] + 1);
+    assert.deepEqual(gaps, [], `every line once, in order: ${numbers.join(",")}`);
+    await page.close();
+  });
 });

@@ -103,6 +103,20 @@ impl ContainerService for ContainerApi {
         request: Request<pb::TailLogsRequest>,
     ) -> Result<Response<Self::TailLogsStream>, Status> {
         let request = request.into_inner();
+        // The engine first: until its first listing, a container is unknown, not absent
+        // (a follower reconnecting right after a restart retries on UNAVAILABLE).
+        let Some(docker) = self.docker.borrow().clone() else {
+            let engine = self.index.engine();
+            if engine.state == EngineState::Disabled {
+                return Err(Status::failed_precondition(
+                    "pharosd has no container engine (start it with --docker-host or set containers.docker_host)",
+                ));
+            }
+            return Err(Status::unavailable(format!(
+                "the container engine is not reachable ({}); see GetEngineStatus",
+                engine.state.as_str()
+            )));
+        };
         let container = self.index.find(&request.container).ok_or_else(|| {
             ApiError::NotFound(format!(
                 "no tracked container {:?} (ListContainers shows them; use an id or a name)",
@@ -117,6 +131,17 @@ impl ContainerService for ContainerApi {
             ))
             .into());
         }
+        let after = match request.after_cursor.as_str() {
+            "" => None,
+            _ if request.tail > 0 => {
+                return Err(ApiError::InvalidArgument(
+                    "after_cursor and tail are exclusive: a cursor already says where to start"
+                        .to_owned(),
+                )
+                .into());
+            }
+            cursor => Some(logs::parse_cursor(cursor).map_err(ApiError::InvalidArgument)?),
+        };
         let regex = match request.regex.as_str() {
             "" => None,
             pattern => Some(regex::Regex::new(pattern).map_err(|err| {
@@ -140,12 +165,6 @@ impl ContainerService for ContainerApi {
         if !stdout && !stderr {
             (stdout, stderr) = (true, true);
         }
-        let Some(docker) = self.docker.borrow().clone() else {
-            return Err(Status::unavailable(format!(
-                "the container engine is not reachable ({}); see GetEngineStatus",
-                self.index.engine().state.as_str()
-            )));
-        };
         let query = LogQuery {
             follow: request.follow,
             since_micros: request
@@ -156,16 +175,36 @@ impl ContainerService for ContainerApi {
             stderr,
             contains: Some(request.contains).filter(|c| !c.is_empty()),
             regex,
+            after,
         };
         let shutdown = self.streams.clone();
-        let lines = logs::tail(docker, container.id, query)
-            .map(|batch| match batch {
-                Ok(lines) => Ok(pb::TailLogsResponse {
-                    lines: lines.into_iter().map(log_line).collect(),
-                }),
-                Err(err) => Err(Status::unavailable(format!("reading logs failed: {err}"))),
-            })
-            .take_until(shutdown.cancelled_owned());
+        let lines = logs::tail(docker, container.id, query).map(|batch| match batch {
+            Ok(lines) => Ok(pb::TailLogsResponse {
+                lines: lines.into_iter().map(log_line).collect(),
+            }),
+            Err(err) => Err(Status::unavailable(format!("reading logs failed: {err}"))),
+        });
+        // At shutdown a follower is told to reconnect (a clean end would read as the
+        // container's log having ended).
+        let lines = async_stream::stream! {
+            // An empty first message: the stream is open, even on a quiet log.
+            yield Ok(pb::TailLogsResponse::default());
+            let mut lines = std::pin::pin!(lines);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        yield Err(Status::unavailable(
+                            "pharosd is shutting down; reconnect with `since` set to the last line's time to go on",
+                        ));
+                        break;
+                    }
+                    item = lines.next() => match item {
+                        Some(item) => yield item,
+                        None => break,
+                    },
+                }
+            }
+        };
         Ok(Response::new(Box::pin(lines)))
     }
 
@@ -271,6 +310,7 @@ fn state_from_proto(value: i32) -> Option<ContainerState> {
 }
 
 fn log_line(line: logs::LogLine) -> pb::LogLine {
+    let cursor = line.cursor().unwrap_or_default();
     pb::LogLine {
         stream: match line.stream {
             logs::LogStream::Stdout => pb::LogStream::Stdout,
@@ -279,5 +319,6 @@ fn log_line(line: logs::LogLine) -> pb::LogLine {
         text: line.text,
         time: line.at_micros.map(timestamp),
         truncated: line.truncated,
+        cursor,
     }
 }

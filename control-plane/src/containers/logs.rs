@@ -31,7 +31,33 @@ pub struct LogLine {
     pub stream: LogStream,
     pub text: String,
     pub at_micros: Option<i64>,
+    /// How many lines before this one carry the same time (engines may stamp many lines
+    /// with one time: Podman's API gives whole seconds).
+    pub ordinal: u32,
     pub truncated: bool,
+}
+
+/// A position in a log: a line's time and ordinal, as [`LogLine::cursor`] writes it.
+pub type Cursor = (i64, u32);
+
+impl LogLine {
+    /// The opaque position a reader hands back to go on after this line.
+    pub fn cursor(&self) -> Option<String> {
+        self.at_micros.map(|at| format!("{at}-{}", self.ordinal))
+    }
+
+    /// Whether the line comes after `cursor` (lines without a time always do).
+    fn is_after(&self, (time, ordinal): Cursor) -> bool {
+        self.at_micros
+            .is_none_or(|at| at > time || (at == time && self.ordinal > ordinal))
+    }
+}
+
+/// Reads a cursor written by [`LogLine::cursor`].
+pub fn parse_cursor(text: &str) -> Result<Cursor, String> {
+    text.split_once('-')
+        .and_then(|(at, ordinal)| Some((at.parse().ok()?, ordinal.parse().ok()?)))
+        .ok_or_else(|| format!("{text:?} is not a log cursor (use a LogLine.cursor as given)"))
 }
 
 #[derive(Clone, Debug, Default)]
@@ -44,6 +70,8 @@ pub struct LogQuery {
     pub stderr: bool,
     pub contains: Option<String>,
     pub regex: Option<Regex>,
+    /// Go on after this position (instead of `tail`).
+    pub after: Option<Cursor>,
 }
 
 /// One output's partial line.
@@ -64,7 +92,15 @@ pub fn tail(
             Some(_) => !engine_tails_reliably(&docker).await,
             None => false,
         };
-        let mut source: BoxStream<'static, Result<LogLine, String>> = if ring {
+        let mut source: BoxStream<'static, Result<LogLine, String>> = if let Some(after) = query.after {
+            // From the start of the cursor's second, so ordinals count as they did.
+            let options = options(&query, query.follow, None, Some(after.0));
+            engine_lines(docker, container_id, options)
+                .filter(move |line| {
+                    std::future::ready(line.as_ref().map_or(true, |l| l.is_after(after)))
+                })
+                .boxed()
+        } else if ring {
             ring_tail(docker, container_id, query.clone()).boxed()
         } else {
             let options = options(&query, query.follow, query.tail, query.since_micros);
@@ -154,8 +190,8 @@ fn ring_tail(
     async_stream::stream! {
         let limit = query.tail.unwrap_or(MAX_TAIL).max(1) as usize;
         let mut ring = VecDeque::with_capacity(limit.min(1024));
-        // The newest time seen and how many lines carry it.
-        let mut newest: Option<(i64, usize)> = None;
+        // The position of the newest line read.
+        let mut newest: Option<Cursor> = None;
         let history = options(&query, false, None, query.since_micros);
         let mut history = Box::pin(engine_lines(docker.clone(), container_id.clone(), history));
         while let Some(item) = history.next().await {
@@ -166,12 +202,10 @@ fn ring_tail(
                     return;
                 }
             };
-            if let Some(at) = line.at_micros {
-                newest = match newest {
-                    Some((t, n)) if t == at => Some((t, n + 1)),
-                    Some((t, n)) if t > at => Some((t, n)),
-                    _ => Some((at, 1)),
-                };
+            if let Some(at) = line.at_micros
+                && newest.is_none_or(|(t, _)| at >= t)
+            {
+                newest = Some((at, line.ordinal));
             }
             if ring.len() == limit {
                 ring.pop_front();
@@ -187,7 +221,6 @@ fn ring_tail(
         let since = newest.map(|(t, _)| t).or(query.since_micros);
         let live = options(&query, true, None, since);
         let mut live = Box::pin(engine_lines(docker, container_id, live));
-        let mut repeats = newest.map_or(0, |(_, n)| n);
         while let Some(item) = live.next().await {
             let line = match item {
                 Ok(line) => line,
@@ -196,21 +229,15 @@ fn ring_tail(
                     return;
                 }
             };
-            if let (Some((t, _)), Some(at)) = (newest, line.at_micros) {
-                if at < t {
-                    continue;
-                }
-                if at == t && repeats > 0 {
-                    repeats -= 1;
-                    continue;
-                }
+            if newest.is_none_or(|newest| line.is_after(newest)) {
+                yield Ok(line);
             }
-            yield Ok(line);
         }
     }
 }
 
-/// The engine's log as lines, unfiltered.
+/// The engine's log as lines, unfiltered, with their ordinals counted from where the
+/// stream starts (exact when it starts at a whole second: `since`, or the log's start).
 fn engine_lines(
     docker: Docker,
     container_id: String,
@@ -219,6 +246,17 @@ fn engine_lines(
     async_stream::stream! {
         let mut output = Box::pin(docker.logs(&container_id, Some(options)));
         let mut pending = [Pending::default(), Pending::default()];
+        let mut last: Option<Cursor> = None;
+        let mut number = move |mut line: LogLine| {
+            if let Some(at) = line.at_micros {
+                line.ordinal = match last {
+                    Some((t, n)) if t == at => n + 1,
+                    _ => 0,
+                };
+                last = Some((at, line.ordinal));
+            }
+            line
+        };
         while let Some(chunk) = output.next().await {
             let (stream, bytes) = match chunk {
                 Ok(LogOutput::StdOut { message }) => (LogStream::Stdout, message),
@@ -235,14 +273,14 @@ fn engine_lines(
             // A long line comes in parts, each with its own timestamp: keep the first.
             let bytes = if slot.bytes.is_empty() { &bytes[..] } else { strip_timestamp(&bytes) };
             for line in split(slot, bytes) {
-                yield Ok(parse(stream, line));
+                yield Ok(number(parse(stream, line)));
             }
         }
         for (i, slot) in pending.iter_mut().enumerate() {
             if !slot.bytes.is_empty() {
                 let stream = if i == 0 { LogStream::Stdout } else { LogStream::Stderr };
                 let rest = (std::mem::take(&mut slot.bytes), slot.truncated);
-                yield Ok(parse(stream, rest));
+                yield Ok(number(parse(stream, rest)));
             }
         }
     }
@@ -303,6 +341,7 @@ fn parse(stream: LogStream, (bytes, truncated): (Vec<u8>, bool)) -> LogLine {
         stream,
         text: text.to_owned(),
         at_micros,
+        ordinal: 0,
         truncated,
     }
 }
@@ -362,6 +401,24 @@ mod tests {
         let fine = parse(LogStream::Stdout, (b"fine".to_vec(), false));
         assert_eq!((fine.text.as_str(), fine.at_micros), ("fine", None));
         assert!(!keep(&fine, &query));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_order_lines() {
+        let mut line = parse(
+            LogStream::Stdout,
+            (b"2026-01-02T03:04:05Z x".to_vec(), false),
+        );
+        line.ordinal = 2;
+        let cursor = parse_cursor(&line.cursor().unwrap()).unwrap();
+        assert_eq!(cursor, (line.at_micros.unwrap(), 2));
+        assert!(!line.is_after(cursor));
+        assert!(line.is_after((cursor.0, 1)));
+        assert!(line.is_after((cursor.0 - 1, 9)));
+        assert!(!line.is_after((cursor.0 + 1, 0)));
+        for bad in ["", "12", "x-1", "12-", "12--1"] {
+            assert!(parse_cursor(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -20,6 +20,10 @@ import { useAuth, type WatchHandle } from "./hooks";
 const MAX_TAIL = 10_000;
 
 const ROW_HEIGHT = 20;
+const FIRST_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 5_000;
+// Errors a followed log outlives: the server restarting or out of reach.
+const RETRYABLE = new Set([Code.Unavailable, Code.Unknown, Code.Internal, Code.Canceled]);
 const VIEWPORT_ROWS = 30;
 
 export function LogsPage({ watch, container }: { watch: WatchHandle; container: string }) {
@@ -31,7 +35,7 @@ export function LogsPage({ watch, container }: { watch: WatchHandle; container: 
   const [follow, setFollow] = useState(true);
   const [paused, setPaused] = useState(false);
   const [filter, setFilter] = useState("");
-  const [streamState, setStreamState] = useState<{ kind: "opening" | "open" | "ended"; error?: ConnectError }>({
+  const [streamState, setStreamState] = useState<{ kind: "opening" | "open" | "reconnecting" | "ended"; error?: ConnectError }>({
     kind: "opening",
   });
   const [, bump] = useReducer((n: number) => n + 1, 0);
@@ -43,7 +47,9 @@ export function LogsPage({ watch, container }: { watch: WatchHandle; container: 
     .map((c) => (c.object.case === "container" ? c.object.value : null))
     .find((c) => c && (c.id === container || c.name === container));
 
-  // One TailLogs stream, reopened when the container, tail N or follow change.
+  // One TailLogs stream, reopened when the container, tail N or follow change. A
+  // followed stream that breaks (pharosd restarting, the network) is reopened after the
+  // last line received (its cursor), so nothing repeats and nothing is lost.
   useEffect(() => {
     const abort = new AbortController();
     let frame: number | null = null;
@@ -57,22 +63,44 @@ export function LogsPage({ watch, container }: { watch: WatchHandle; container: 
     };
     setStreamState({ kind: "opening" });
     (async () => {
-      try {
-        const stream = containerClient.tailLogs({ container, tail, follow }, { signal: abort.signal });
-        setStreamState({ kind: "open" });
-        for await (const response of stream) {
-          buffer.push(
-            response.lines.map((l) => ({
-              text: l.text,
-              stderr: l.stream === LogStream.STDERR,
-              time: tsMs(l.time),
-            })),
-          );
-          schedule();
+      let cursor = "";
+      let backoff = FIRST_BACKOFF_MS;
+      for (;;) {
+        try {
+          const request = cursor ? { container, follow, afterCursor: cursor } : { container, tail, follow };
+          const stream = containerClient.tailLogs(request, { signal: abort.signal });
+          let opened = false;
+          for await (const response of stream) {
+            if (!opened) {
+              // The server's first message (it may carry no lines) says the stream is open.
+              opened = true;
+              setStreamState({ kind: "open" });
+              backoff = FIRST_BACKOFF_MS;
+            }
+            buffer.push(
+              response.lines.map((l) => ({
+                text: l.text,
+                stderr: l.stream === LogStream.STDERR,
+                time: tsMs(l.time),
+              })),
+            );
+            for (const line of response.lines) if (line.cursor) cursor = line.cursor;
+            schedule();
+          }
+          if (!abort.signal.aborted) setStreamState({ kind: "ended" });
+          return;
+        } catch (err) {
+          if (abort.signal.aborted) return;
+          const error = ConnectError.from(err);
+          if (!follow || !RETRYABLE.has(error.code)) {
+            setStreamState({ kind: "ended", error });
+            return;
+          }
+          setStreamState({ kind: "reconnecting", error });
+          await new Promise((resolve) => setTimeout(resolve, backoff));
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+          if (abort.signal.aborted) return;
         }
-        if (!abort.signal.aborted) setStreamState({ kind: "ended" });
-      } catch (err) {
-        if (!abort.signal.aborted) setStreamState({ kind: "ended", error: ConnectError.from(err) });
       }
     })();
     return () => {
@@ -157,7 +185,9 @@ export function LogsPage({ watch, container }: { watch: WatchHandle; container: 
         <p class="muted small-text" aria-live="polite" data-log-stream={streamState.kind}>
           {streamState.kind === "opening"
             ? "Opening the log…"
-            : streamState.error
+            : streamState.kind === "reconnecting"
+              ? `The log stream broke (${streamState.error?.rawMessage ?? "no reason given"}); reconnecting…`
+              : streamState.error
               ? null
               : streamState.kind === "ended"
                 ? "The log ended."
@@ -165,7 +195,7 @@ export function LogsPage({ watch, container }: { watch: WatchHandle; container: 
                   ? "Following the log."
                   : `The last ${tail} lines.`}
         </p>
-        {streamState.error ? (
+        {streamState.error && streamState.kind === "ended" ? (
           <p class="error-note" role="alert">
             <span aria-hidden="true">✕ </span>
             {streamState.error.rawMessage} <span class="muted">({Code[streamState.error.code]})</span>
