@@ -4,14 +4,15 @@
 //! revision then), so rows written during it are left out and the count stays exact.
 
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
-use crate::domain::{CheckResult, Event};
+use crate::domain::{CheckResult, Event, Operation};
 use crate::health::history::result_from_row;
 use crate::journal::{Object, Topic};
-use crate::storage::entities::{check_result, journal};
+use crate::operations::store::decode as decode_operation;
+use crate::storage::entities::{check_result, journal, operation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -19,6 +20,8 @@ pub enum ExportError {
     Db(#[from] DbErr),
     #[error("journal entry {revision} is unreadable: {reason}")]
     Corrupt { revision: i64, reason: String },
+    #[error("{0}")]
+    CorruptOperation(String),
 }
 
 /// Time range in microseconds since the epoch: `[start, end)`, either side open.
@@ -163,6 +166,70 @@ impl ExportStore {
                         reason: "an entry of the events topic holds no event".to_owned(),
                     }),
                 }
+            })
+            .collect()
+    }
+
+    fn operations_in(range: TimeRange) -> sea_orm::Select<operation::Entity> {
+        let mut query = operation::Entity::find();
+        if let Some(start) = range.start {
+            query = query.filter(operation::Column::CreatedMicros.gte(start));
+        }
+        if let Some(end) = range.end {
+            query = query.filter(operation::Column::CreatedMicros.lt(end));
+        }
+        query
+    }
+
+    /// Operations are keyed by creation time (then id): the export ends at the newest
+    /// creation time when it starts.
+    pub async fn plan_operations(&self, range: TimeRange) -> Result<ExportPlan, DbErr> {
+        let last: Option<i64> = operation::Entity::find()
+            .select_only()
+            .column_as(operation::Column::CreatedMicros.max(), "last")
+            .into_tuple::<Option<i64>>()
+            .one(&self.db)
+            .await?
+            .flatten();
+        let last_key = last.unwrap_or(0);
+        let total = Self::operations_in(range)
+            .filter(operation::Column::CreatedMicros.lte(last_key))
+            .count(&self.db)
+            .await?;
+        Ok(ExportPlan { last_key, total })
+    }
+
+    /// Up to `limit` operations created after `after` (creation time, id) and at or
+    /// before `plan.last_key`, oldest first.
+    pub async fn operations_page(
+        &self,
+        range: TimeRange,
+        plan: ExportPlan,
+        after: Option<&(i64, String)>,
+        limit: u64,
+    ) -> Result<Vec<Operation>, ExportError> {
+        let mut query =
+            Self::operations_in(range).filter(operation::Column::CreatedMicros.lte(plan.last_key));
+        if let Some((created, id)) = after {
+            query = query.filter(
+                Condition::any()
+                    .add(operation::Column::CreatedMicros.gt(*created))
+                    .add(
+                        Condition::all()
+                            .add(operation::Column::CreatedMicros.eq(*created))
+                            .add(operation::Column::Id.gt(id.clone())),
+                    ),
+            );
+        }
+        query
+            .order_by_asc(operation::Column::CreatedMicros)
+            .order_by_asc(operation::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                decode_operation(row).map_err(|err| ExportError::CorruptOperation(err.to_string()))
             })
             .collect()
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pharos_e2e::grpc::{COMMAND_TIMEOUT, command, json_stdout, with_token};
-use pharos_e2e::{CatalogFile, Pharosd, run_command};
+use pharos_e2e::{CatalogFile, Pharosd, StreamingChild, run_command};
 use pharos_proto::v1 as pb;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -226,4 +226,181 @@ async fn restart_dry_run_prints_the_plan_and_it_is_listed() {
         text.contains(&format!("operation {id}: restart pharos/local")),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn export_operations_holds_every_operation_oldest_first_in_csv_and_json() {
+    let (_catalog, server) = start().await;
+    let mut planned = Vec::new();
+    for (n, action) in ["restart", "stop", "start"].iter().enumerate() {
+        let request_id = format!("cli-export-{n}");
+        let out = pharos(
+            &server,
+            &[
+                action,
+                "pharos/local",
+                "--reason",
+                "reason, with a comma",
+                "--dry-run",
+                "--yes",
+                "--request-id",
+                &request_id,
+                "-o",
+                "json",
+            ],
+        )
+        .await;
+        planned.push(json_stdout(&out.expect_success().unwrap()).unwrap());
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("operations.csv");
+    let out = pharos(
+        &server,
+        &[
+            "export",
+            "operations",
+            "--format",
+            "csv",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let said = out.expect_success().unwrap().stderr;
+    assert!(said.contains("exported 3 operations"), "{said}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "created,id,kind,deployment_id,state,actor,reason,request_id,dry_run,replicas,started,finished,steps,result"
+    );
+    assert_eq!(lines.len(), 4, "{text}");
+    for (line, op) in lines[1..].iter().zip(&planned) {
+        let id = op["id"].as_str().unwrap();
+        let kind = op["kind"].as_str().unwrap();
+        assert!(
+            line.contains(&format!(
+                ",{id},{kind},pharos/local,planned,cli-operator,\"reason, with a comma\",{},true,",
+                op["request_id"].as_str().unwrap()
+            )),
+            "{line}\n{op}"
+        );
+    }
+
+    // JSON lines: the same objects `pharos operations ID -o json` prints.
+    let out = pharos(&server, &["export", "operations", "--format", "json"]).await;
+    let text = out.expect_success().unwrap().stdout;
+    let exported: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&Value> = exported.iter().map(|op| &op["id"]).collect();
+    let expected: Vec<&Value> = planned.iter().map(|op| &op["id"]).collect();
+    assert_eq!(ids, expected);
+    let shown = pharos(
+        &server,
+        &[
+            "operations",
+            planned[1]["id"].as_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        exported[1],
+        json_stdout(&shown.expect_success().unwrap()).unwrap()
+    );
+
+    // Only operations from the last minute: all three.
+    let out = pharos(
+        &server,
+        &["export", "operations", "--since", "1m", "--format", "json"],
+    )
+    .await;
+    assert_eq!(out.expect_success().unwrap().stdout.lines().count(), 3);
+}
+
+/// Reports one event of kind `cli.follow` with `message`.
+async fn report(server: &Pharosd, message: &str) {
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    pb::event_service_client::EventServiceClient::new(channel)
+        .report_events(with_token(
+            tokio_stream::iter([pb::ReportEventsRequest {
+                events: vec![pb::ReportedEvent {
+                    kind: "cli.follow".to_owned(),
+                    severity: pb::EventSeverity::Warning as i32,
+                    message: message.to_owned(),
+                    source: "cli-test".to_owned(),
+                    ..Default::default()
+                }],
+            }]),
+            TOKEN,
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn events_follow_prints_history_then_new_events_once_across_a_restart() {
+    let (_catalog, mut server) = start().await;
+    report(&server, "before").await;
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = command("pharos");
+    cmd.env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .args(["--server", &server.url(), "--token", TOKEN])
+        .args(["events", "-f", "--kind", "cli.follow", "-o", "json"]);
+    let mut follow = StreamingChild::spawn(cmd).unwrap();
+    follow
+        .wait_for_json(WAIT, |v| v["message"] == "before")
+        .await
+        .unwrap();
+    report(&server, "while following").await;
+    follow
+        .wait_for_json(WAIT, |v| v["message"] == "while following")
+        .await
+        .unwrap();
+
+    let status = server.terminate().await.unwrap();
+    assert!(status.success(), "pharosd exit: {status}");
+    server.restart().await.unwrap();
+    report(&server, "after the restart").await;
+    follow
+        .wait_for_json(WAIT, |v| v["message"] == "after the restart")
+        .await
+        .unwrap();
+    // One more: by the time it is printed, a repeat of the earlier three would have been.
+    report(&server, "last").await;
+    follow
+        .wait_for_json(WAIT, |v| v["message"] == "last")
+        .await
+        .unwrap();
+    follow.kill().await.unwrap();
+    let printed: Vec<Value> = follow
+        .stdout_lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages: Vec<&str> = printed
+        .iter()
+        .map(|v| v["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["before", "while following", "after the restart", "last"],
+        "{}",
+        follow.transcript()
+    );
+    let revisions: Vec<u64> = printed
+        .iter()
+        .map(|v| v["revision"].as_u64().unwrap())
+        .collect();
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "{revisions:?}");
+    assert!(printed.iter().all(|v| v["kind"] == "cli.follow"));
 }

@@ -70,6 +70,20 @@ pub async fn run(client: &Client, args: Args, out: Output) -> Result<(), CliErro
         });
         return Ok(());
     }
+    // Following: the journal's revision before the listing, so an event journaled
+    // between the listing and the watch is replayed rather than lost.
+    let before_listing = if args.follow {
+        client
+            .catalog()
+            .await?
+            .get_overview(pb::GetOverviewRequest {})
+            .await
+            .map_err(|status| client.error(&status))?
+            .into_inner()
+            .revision
+    } else {
+        0
+    };
     let response = events
         .list_events(pb::ListEventsRequest {
             kinds: args.kind.clone(),
@@ -123,8 +137,7 @@ pub async fn run(client: &Client, args: Args, out: Output) -> Result<(), CliErro
     for e in &listed {
         print_line(e.revision, &e.event.clone().unwrap_or_default(), out);
     }
-    // With nothing listed, 0 asks for a snapshot, which for the events feed is empty.
-    let since = last_revision;
+    let since = last_revision.max(before_listing);
     let mut watch = ResumingWatch::new(
         client.clone(),
         pb::WatchRequest {

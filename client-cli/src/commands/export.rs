@@ -1,4 +1,4 @@
-//! `pharos export checks|events --since 24h --format csv|json [--output FILE]`: streams
+//! `pharos export checks|events|operations --since 24h --format csv|json [--output FILE]`: streams
 //! `ExportService.Export` to a file or stdout, one page at a time, so memory stays flat
 //! however many rows pass. A progress bar shows on stderr when it is a terminal. A file
 //! is written beside its final name and renamed only once the export is complete.
@@ -19,6 +19,8 @@ pub enum Kind {
     Checks,
     /// Events from the journal
     Events,
+    /// Operations (restarts, scales, rollouts) by creation time
+    Operations,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -52,6 +54,22 @@ const CHECK_COLUMNS: [&str; 9] = [
     "total_ms",
     "measurements",
 ];
+const OPERATION_COLUMNS: [&str; 14] = [
+    "created",
+    "id",
+    "kind",
+    "deployment_id",
+    "state",
+    "actor",
+    "reason",
+    "request_id",
+    "dry_run",
+    "replicas",
+    "started",
+    "finished",
+    "steps",
+    "result",
+];
 const EVENT_COLUMNS: [&str; 9] = [
     "time",
     "id",
@@ -69,6 +87,7 @@ pub async fn run(client: &Client, args: Args, file: Option<String>) -> Result<()
         kind: match args.kind {
             Kind::Checks => pb::ExportKind::CheckResults,
             Kind::Events => pb::ExportKind::Events,
+            Kind::Operations => pb::ExportKind::Operations,
         } as i32,
         start_time: args.since.map(super::timestamp_ago),
         end_time: None,
@@ -99,6 +118,7 @@ pub async fn run(client: &Client, args: Args, file: Option<String>) -> Result<()
         let header = match args.kind {
             Kind::Checks => CHECK_COLUMNS.join(","),
             Kind::Events => EVENT_COLUMNS.join(","),
+            Kind::Operations => OPERATION_COLUMNS.join(","),
         };
         sink.line(&header)?;
     }
@@ -130,7 +150,15 @@ pub async fn run(client: &Client, args: Args, file: Option<String>) -> Result<()
                 FileFormat::Json => sink.line(&event_json(event).to_string())?,
             }
         }
-        let rows = (page.check_results.len() + page.events.len()) as u64;
+        for op in &page.operations {
+            match format {
+                FileFormat::Csv => sink.line(&operation_csv(op))?,
+                FileFormat::Json => {
+                    sink.line(&super::operations::operation_json(op).to_string())?;
+                }
+            }
+        }
+        let rows = (page.check_results.len() + page.events.len() + page.operations.len()) as u64;
         written += rows;
         progress.inc(rows);
     }
@@ -139,6 +167,7 @@ pub async fn run(client: &Client, args: Args, file: Option<String>) -> Result<()
     let what = match args.kind {
         Kind::Checks => "check results",
         Kind::Events => "events",
+        Kind::Operations => "operations",
     };
     if written < total {
         eprintln!(
@@ -314,6 +343,27 @@ fn event_csv(event: &pb::Event) -> String {
         csv_field(&event.environment),
         csv_field(&event.message),
         csv_field(&serde_json::to_string(&attributes).expect("json")),
+    ]
+    .join(",")
+}
+
+fn operation_csv(op: &pb::Operation) -> String {
+    use super::operations::{kind_name, state_name};
+    [
+        precise_time(op.create_time.as_ref()),
+        csv_field(&op.id),
+        kind_name(op.kind).to_owned(),
+        csv_field(&op.deployment_id),
+        state_name(op.state).to_owned(),
+        csv_field(&op.actor),
+        csv_field(&op.reason),
+        csv_field(&op.request_id),
+        op.dry_run.to_string(),
+        op.replicas.to_string(),
+        precise_time(op.start_time.as_ref()),
+        precise_time(op.finish_time.as_ref()),
+        op.steps.len().to_string(),
+        csv_field(&op.result),
     ]
     .join(",")
 }

@@ -44,7 +44,7 @@ impl From<ExportError> for Status {
     fn from(err: ExportError) -> Status {
         match err {
             ExportError::Db(err) => unavailable(err),
-            corrupt @ ExportError::Corrupt { .. } => {
+            corrupt @ (ExportError::Corrupt { .. } | ExportError::CorruptOperation(_)) => {
                 tracing::error!(error = %corrupt, "export found an unreadable journal entry");
                 Status::data_loss(corrupt.to_string())
             }
@@ -99,7 +99,7 @@ impl ExportService for ExportApi {
                         yield pb::ExportResponse {
                             total_records: plan.total,
                             check_results: rows.iter().map(|(_, r)| convert::check_result(r)).collect(),
-                            events: Vec::new(),
+                            ..Default::default()
                         };
                         if !full {
                             break;
@@ -118,11 +118,31 @@ impl ExportService for ExportApi {
                         let full = rows.len() as u64 == page;
                         yield pb::ExportResponse {
                             total_records: plan.total,
-                            check_results: Vec::new(),
                             events: rows
                                 .iter()
                                 .map(|e| convert::event(&e.event, convert::timestamp(e.committed_at_micros)))
                                 .collect(),
+                            ..Default::default()
+                        };
+                        if !full {
+                            break;
+                        }
+                    }
+                })
+            }
+            Ok(pb::ExportKind::Operations) => {
+                let plan = store.plan_operations(range).await.map_err(unavailable)?;
+                Box::pin(async_stream::try_stream! {
+                    let mut after: Option<(i64, String)> = None;
+                    loop {
+                        let rows = store.operations_page(range, plan, after.as_ref(), page).await?;
+                        let Some(last) = rows.last() else { break };
+                        after = Some((last.created_micros, last.id.clone()));
+                        let full = rows.len() as u64 == page;
+                        yield pb::ExportResponse {
+                            total_records: plan.total,
+                            operations: rows.iter().map(super::actions::operation).collect(),
+                            ..Default::default()
                         };
                         if !full {
                             break;
@@ -132,7 +152,7 @@ impl ExportService for ExportApi {
             }
             _ => {
                 return Err(ApiError::InvalidArgument(format!(
-                    "unknown export kind {}; known kinds: EXPORT_KIND_CHECK_RESULTS (1), EXPORT_KIND_EVENTS (2)",
+                    "unknown export kind {}; known kinds: EXPORT_KIND_CHECK_RESULTS (1), EXPORT_KIND_EVENTS (2), EXPORT_KIND_OPERATIONS (3)",
                     request.kind
                 ))
                 .into());

@@ -196,6 +196,6 @@ impl OperationStore {
     }
 }
 
-fn decode(row: operation::Model) -> Result<Operation, StoreError> {
+pub(crate) fn decode(row: operation::Model) -> Result<Operation, StoreError> {
     serde_json::from_str(&row.body).map_err(|source| StoreError::Corrupt { id: row.id, source })
 }
