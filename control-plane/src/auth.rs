@@ -227,6 +227,7 @@ pub fn required_role(path: &str) -> Option<Role> {
         ("/pharos.v1.MetricsService/", Role::Viewer),
         ("/pharos.v1.EventService/ReportEvents", Role::Operator),
         ("/pharos.v1.EventService/", Role::Viewer),
+        ("/pharos.v1.SessionService/", Role::Viewer),
         ("/grpc.reflection.v1.ServerReflection/", Role::Viewer),
         ("/grpc.reflection.v1alpha.ServerReflection/", Role::Viewer),
     ];

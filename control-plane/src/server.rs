@@ -315,6 +315,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
                 crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone()),
             ),
         )
+        .add_service(
+            pharos_proto::v1::session_service_server::SessionServiceServer::new(
+                crate::api::SessionApi,
+            ),
+        )
         .add_service(WatchServiceServer::new(
             WatchApi::new(hub.clone(), store.clone(), settings.watch, streams.clone())
                 .with_metrics(metric_store.clone()),

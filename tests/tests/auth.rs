@@ -319,3 +319,39 @@ async fn calls_over_the_rate_limit_are_refused_with_the_wait() {
         first.message()
     );
 }
+
+/// WhoAmI names the caller and its role (through grpcurl and reflection, as another
+/// service would call it); without a token on a server that requires one, it is refused.
+#[tokio::test]
+async fn who_am_i_names_the_token_and_its_role() {
+    let files = CatalogFile::demo().unwrap();
+    let server = server_with_viewer_token(&files).await;
+    let address = server.url().trim_start_matches("http://").to_owned();
+    let out = grpcurl([
+        "-H",
+        &format!("authorization: Bearer {VIEWER_TOKEN}"),
+        "-d",
+        "{}",
+        &address,
+        "pharos.v1.SessionService/WhoAmI",
+    ])
+    .await
+    .unwrap();
+    let value = json_stdout(&out.expect_success().unwrap()).unwrap();
+    assert_eq!(value["name"], "ci-viewer", "{value}");
+    assert_eq!(value["role"], "ROLE_VIEWER", "{value}");
+    assert!(value.get("anonymous").is_none(), "{value}");
+
+    let out = grpcurl([
+        "-H",
+        "authorization: Bearer eyJ-not-a-token",
+        "-d",
+        "{}",
+        &address,
+        "pharos.v1.SessionService/WhoAmI",
+    ])
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("Unauthenticated"), "{out:?}");
+}

@@ -11,6 +11,7 @@ mod export;
 mod health;
 mod live_metrics;
 mod metrics;
+mod session;
 mod watch;
 
 pub use actions::{ActionApi, code_name};
@@ -21,4 +22,5 @@ pub use events::EventsApi;
 pub use export::ExportApi;
 pub use health::HealthApi;
 pub use metrics::MetricsApi;
+pub use session::SessionApi;
 pub use watch::WatchApi;

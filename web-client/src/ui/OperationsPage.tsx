@@ -6,7 +6,8 @@
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { actions, token } from "../api/client";
+import { actions, session, token } from "../api/client";
+import { Role } from "../gen/pharos/v1/session_pb";
 import {
   OperationKind,
   OperationState,
@@ -87,6 +88,10 @@ function streamOperations(store: WatchStore, deploymentId: string): { byId: Map<
  */
 const refusedTokens = new Set<string>();
 
+function roleName(role: Role): string {
+  return Role[role]?.toLowerCase() ?? "unknown";
+}
+
 export function OperationsPage({
   watch,
   project,
@@ -116,8 +121,15 @@ export function OperationsPage({
   );
   const replicas = streamContainers(store, project, deploymentId).length;
 
+  // The role decides which buttons appear (the server still checks every call). Until
+  // WhoAmI answers, or if it fails, a token not yet refused gets the buttons.
+  const me = useRpc((signal) => session.whoAmI({}, { signal }), [auth.epoch]);
   const signedIn = token();
-  const mayOperate = signedIn !== null && !refusedTokens.has(signedIn);
+  const role = me.data?.role;
+  const mayOperate =
+    role !== undefined
+      ? role >= Role.OPERATOR && !(signedIn !== null && refusedTokens.has(signedIn))
+      : signedIn !== null && !refusedTokens.has(signedIn);
   void refusedEpoch;
 
   // The operation under way: its newest state from the stream, else the RPC's answer.
@@ -170,10 +182,12 @@ export function OperationsPage({
             ))}
           </div>
         ) : (
-          <p class="muted">
-            {signedIn
-              ? "The signed-in token's role may not act on deployments (the operator role is needed)."
-              : "Actions need a token with the operator role: sign in above."}
+          <p class="muted" data-testid="role-note">
+            {me.data
+              ? `Signed in as ${me.data.name} (${roleName(me.data.role)}): acting on deployments needs the operator role.`
+              : signedIn
+                ? "The signed-in token's role may not act on deployments (the operator role is needed)."
+                : "Actions need a token with the operator role: sign in above."}
           </p>
         )}
         {refusal ? (
