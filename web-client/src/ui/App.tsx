@@ -14,7 +14,7 @@ import { SystemPage } from "./SystemPage";
  * What each page watches: one stream per page, with every topic the page shows. A new
  * page adds its route in route.ts, its topics here and its component below.
  */
-function specFor(route: Route): WatchSpec {
+export function specFor(route: Route): WatchSpec {
   switch (route.page) {
     case "system":
       return { topics: [WatchTopic.CATALOG, WatchTopic.EVENTS, WatchTopic.HEALTH] };

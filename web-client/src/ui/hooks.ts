@@ -30,9 +30,28 @@ export interface WatchHandle {
  * the page goes away. Re-renders at most once per animation frame, however many
  * changes arrive.
  */
+/** A stream opened before the first render (see openEarly), waiting for its page. */
+let early: { source: WatchSource; key: string; watcher: Watcher } | null = null;
+
+/**
+ * Opens the stream of the page the app starts on while the app's first render is still
+ * ahead; useWatch takes it over when its spec is the same.
+ */
+export function openEarly(source: WatchSource, spec: WatchSpec): void {
+  const watcher = new Watcher(source, spec);
+  early = { source, key: JSON.stringify(spec), watcher };
+  watcher.start();
+}
+
 export function useWatch(source: WatchSource, spec: WatchSpec): WatchHandle {
   const key = JSON.stringify(spec);
-  const watcher = useMemo(() => new Watcher(source, spec), [source, key]);
+  const watcher = useMemo(() => {
+    const opened = early;
+    early = null;
+    if (opened && opened.source === source && opened.key === key) return opened.watcher;
+    opened?.watcher.stop();
+    return new Watcher(source, spec);
+  }, [source, key]);
   const [, bump] = useReducer((n: number) => n + 1, 0);
   // A layout effect runs right after the first render is committed: the stream opens
   // without waiting for the first paint (a plain effect waits a frame or more).
@@ -41,6 +60,11 @@ export function useWatch(source: WatchSource, spec: WatchSpec): WatchHandle {
     const unsubscribe = watcher.subscribe(() => {
       if (watcher.status.ready && performance.getEntriesByName(SNAPSHOT_MARK).length === 0) {
         performance.mark(SNAPSHOT_MARK);
+        // The first snapshot is drawn at once, not a frame later.
+        if (frame !== null) cancelAnimationFrame(frame);
+        frame = null;
+        bump(undefined);
+        return;
       }
       if (frame !== null) return;
       frame = requestAnimationFrame(() => {
@@ -49,6 +73,8 @@ export function useWatch(source: WatchSource, spec: WatchSpec): WatchHandle {
       });
     });
     watcher.start();
+    // An early stream may have moved on before this page subscribed.
+    bump(undefined);
     // A token entered in the sign-in form: try again at once.
     const offAuth = onAuthChange(() => watcher.retryNow());
     return () => {
