@@ -253,7 +253,9 @@ async function setUp(browser, count) {
   await page.locator("li[data-deployment]").nth(count - 1).waitFor({ timeout: 30_000 });
   let html = await page.evaluate(() => document.documentElement.outerHTML);
   html = html.replace(/<script\b[^>]*>[\s\S]*?<\/script>/g, "").replace(/<link[^>]*rel="modulepreload"[^>]*>/g, "");
-  const mark = `<script>requestAnimationFrame(() => performance.mark(${JSON.stringify(PEER_MARK)}));</script>`;
+  // Marked like the dashboard's first live data (src/ui/hooks.ts useFirstLiveMark): at the
+  // start of the frame after the one that painted the content.
+  const mark = `<script>requestAnimationFrame(() => requestAnimationFrame(() => performance.mark(${JSON.stringify(PEER_MARK)})));</script>`;
   writeFileSync(path.join(web, "peer-static.html"), `<!doctype html>\n${html.replace("</body>", `${mark}</body>`)}`);
   // The churn peer: the same document, with a plain script flipping tiles at RATE/s.
   const churn = `<script>(() => {
