@@ -85,31 +85,38 @@ async fn start(
     podman: &TestPodman,
     tweak: impl FnOnce(&mut pharos_control_plane::config::Settings),
 ) -> Harness {
+    start_on(Backend::Sqlite, podman, tweak).await
+}
+
+async fn start_on(
+    backend: Backend,
+    podman: &TestPodman,
+    tweak: impl FnOnce(&mut pharos_control_plane::config::Settings),
+) -> Harness {
     let host = podman.docker_host();
-    let harness =
-        Harness::start_with_catalog(Backend::Sqlite, &catalog(free_port_block()), move |s| {
-            s.containers.docker_host = Some(host);
-            s.tokens = vec![
-                TokenConfig {
-                    name: "deployer".into(),
-                    role: Role::Operator,
-                    sha256: hash_token(OPERATOR),
-                },
-                TokenConfig {
-                    name: "watcher".into(),
-                    role: Role::Viewer,
-                    sha256: hash_token("viewer-secret"),
-                },
-                TokenConfig {
-                    name: "root".into(),
-                    role: Role::Admin,
-                    sha256: hash_token(ADMIN),
-                },
-            ];
-            s.containers.resync_interval = Duration::from_secs(2);
-            tweak(s);
-        })
-        .await;
+    let harness = Harness::start_with_catalog(backend, &catalog(free_port_block()), move |s| {
+        s.containers.docker_host = Some(host);
+        s.tokens = vec![
+            TokenConfig {
+                name: "deployer".into(),
+                role: Role::Operator,
+                sha256: hash_token(OPERATOR),
+            },
+            TokenConfig {
+                name: "watcher".into(),
+                role: Role::Viewer,
+                sha256: hash_token("viewer-secret"),
+            },
+            TokenConfig {
+                name: "root".into(),
+                role: Role::Admin,
+                sha256: hash_token(ADMIN),
+            },
+        ];
+        s.containers.resync_interval = Duration::from_secs(2);
+        tweak(s);
+    })
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !harness.server().containers.engine_up() {
         assert!(
@@ -210,8 +217,17 @@ fn state(op: &pb::Operation) -> pb::OperationState {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_stop_start_are_operations_that_act_and_are_audited() {
+    restart_stop_start_are_operations_that_act_and_are_audited_on(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_stop_start_are_operations_that_act_and_are_audited_on_postgres() {
+    restart_stop_start_are_operations_that_act_and_are_audited_on(Backend::Postgres).await;
+}
+
+async fn restart_stop_start_are_operations_that_act_and_are_audited_on(backend: Backend) {
     let podman = TestPodman::start().unwrap();
-    let harness = start(&podman, |_| {}).await;
+    let harness = start_on(backend, &podman, |_| {}).await;
     let id = podman.run(&[("app", "api")], QUICK).await.unwrap();
     let before = until_containers(&harness, "api/prod", "container discovered", |c| {
         c.len() == 1 && c[0].state == pb::ContainerState::Running as i32
@@ -463,8 +479,17 @@ async fn one_operation_per_deployment_and_request_ids_act_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_cut_short_by_a_restart_is_marked_interrupted() {
+    an_operation_cut_short_by_a_restart_is_marked_interrupted_on(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_cut_short_by_a_restart_is_marked_interrupted_on_postgres() {
+    an_operation_cut_short_by_a_restart_is_marked_interrupted_on(Backend::Postgres).await;
+}
+
+async fn an_operation_cut_short_by_a_restart_is_marked_interrupted_on(backend: Backend) {
     let podman = TestPodman::start().unwrap();
-    let mut harness = start(&podman, |_| {}).await;
+    let mut harness = start_on(backend, &podman, |_| {}).await;
     podman.run(&[("app", "api")], SLOW).await.unwrap();
     until_containers(&harness, "api/prod", "discovered", |c| c.len() == 1).await;
     let op = actions(&harness)
