@@ -1,5 +1,5 @@
 import { Component } from "preact";
-import { useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { catalog } from "../api/client";
 import { HealthStatus, type Deployment, type Project } from "../gen/pharos/v1/catalog_pb";
 import type { CheckHealth, DeploymentHealth } from "../gen/pharos/v1/health_pb";
@@ -147,8 +147,22 @@ function Stat({ label, value, status, href }: { label: string; value: number; st
   );
 }
 
+/**
+ * Cards drawn in the first frame with data; the rest follow a chunk per frame, so a large
+ * catalog's first screen does not wait for a thousand cards below the fold.
+ */
+const FIRST_CARDS = 120;
+const CARDS_PER_FRAME = 300;
+
 function HealthGrid({ store, status, stale }: { store: WatchStore; status: WatchStatus; stale: boolean }) {
   const [problemsOnly, setProblemsOnly] = useState(false);
+  const [limit, setLimit] = useState(FIRST_CARDS);
+  const total = status.ready ? deployments(store).length : 0;
+  useEffect(() => {
+    if (limit >= total) return;
+    const frame = requestAnimationFrame(() => setLimit((l) => l + CARDS_PER_FRAME));
+    return () => cancelAnimationFrame(frame);
+  }, [limit, total]);
   if (!status.ready) {
     return (
       <Section title="Deployment health" id="health">
@@ -185,7 +199,7 @@ function HealthGrid({ store, status, stale }: { store: WatchStore; status: Watch
         </p>
       ) : (
         <ul class="health-grid">
-          {shown.map(({ deployment, health }) => (
+          {shown.slice(0, limit).map(({ deployment, health }) => (
             <DeploymentCard
               key={deployment.id}
               deployment={deployment}
