@@ -6,14 +6,20 @@
 
 use std::collections::HashMap;
 
+/// Series keys hash their name and labels on every sample: a fast non-cryptographic
+/// hash (the keys come from scraped targets, but a target can only slow its own state).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use super::exposition::{Exposition, MetricType};
 use super::store::{Labels, SeriesId};
 
 /// Per-target state between scrapes.
 #[derive(Default)]
 pub struct Deriver {
-    counters: HashMap<SeriesId, (i64, f64)>,
-    histograms: HashMap<SeriesId, (i64, Vec<(f64, f64)>)>,
+    /// Per counter: the scrape time and value, and the scrape that last saw it.
+    counters: FastMap<SeriesId, (i64, f64, u64)>,
+    histograms: FastMap<SeriesId, (i64, Vec<(f64, f64)>)>,
+    scrapes: u64,
 }
 
 pub const QUANTILES: [(f64, &str); 3] = [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")];
@@ -28,9 +34,10 @@ impl Deriver {
         extra: &Labels,
     ) -> Vec<(SeriesId, f64)> {
         let mut out = Vec::with_capacity(exposition.samples.len());
-        let mut counters = HashMap::with_capacity(self.counters.len());
+        self.scrapes += 1;
+        let scrape = self.scrapes;
         // (family, labels without `le`) -> buckets (le, cumulative count)
-        let mut buckets: HashMap<SeriesId, Vec<(f64, f64)>> = HashMap::new();
+        let mut buckets: FastMap<SeriesId, Vec<(f64, f64)>> = FastMap::default();
         for sample in &exposition.samples {
             let (family, kind) = exposition.family_of(&sample.name);
             let mut labels: Labels = sample.labels.iter().cloned().collect();
@@ -52,17 +59,23 @@ impl Deriver {
                     name: format!("{counter}:rate"),
                     labels,
                 };
-                if let Some(&(prev_ms, prev)) = self.counters.get(&id)
-                    && at_ms > prev_ms
-                {
-                    let increase = if sample.value >= prev {
-                        sample.value - prev
-                    } else {
-                        sample.value // reset: the counter restarted from zero
-                    };
-                    out.push((id.clone(), increase * 1000.0 / (at_ms - prev_ms) as f64));
+                match self.counters.get_mut(&id) {
+                    Some(state) => {
+                        let (prev_ms, prev, _) = *state;
+                        *state = (at_ms, sample.value, scrape);
+                        if at_ms > prev_ms {
+                            let increase = if sample.value >= prev {
+                                sample.value - prev
+                            } else {
+                                sample.value // reset: the counter restarted from zero
+                            };
+                            out.push((id, increase * 1000.0 / (at_ms - prev_ms) as f64));
+                        }
+                    }
+                    None => {
+                        self.counters.insert(id, (at_ms, sample.value, scrape));
+                    }
                 }
-                counters.insert(id, (at_ms, sample.value));
                 continue;
             }
             match kind {
@@ -95,7 +108,7 @@ impl Deriver {
                 )),
             }
         }
-        let mut histograms = HashMap::with_capacity(buckets.len());
+        let mut histograms = FastMap::with_capacity_and_hasher(buckets.len(), Default::default());
         for (id, mut current) in buckets {
             current.sort_by(|a, b| a.0.total_cmp(&b.0));
             current.dedup_by(|a, b| a.0 == b.0);
@@ -133,7 +146,8 @@ impl Deriver {
             }
             histograms.insert(id, (at_ms, current));
         }
-        self.counters = counters;
+        // Counters the target no longer exposes are forgotten.
+        self.counters.retain(|_, state| state.2 == scrape);
         self.histograms = histograms;
         out
     }
