@@ -142,6 +142,21 @@ pub struct ConfigFile {
     pub limits: Option<crate::ratelimit::RateLimitConfig>,
     #[serde(default)]
     pub containers: ContainersFile,
+    #[serde(default)]
+    pub capacity: CapacityFile,
+}
+
+/// `capacity:` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityFile {
+    /// How often capacity is sampled (default 10s).
+    pub interval: Option<String>,
+    /// File systems to report besides the data directory's, by a path on each.
+    #[serde(default)]
+    pub disk_paths: Vec<PathBuf>,
+    /// Tables listed per PostgreSQL database (default 5).
+    pub largest_tables: Option<u32>,
 }
 
 /// `containers:` in the config file.
@@ -216,6 +231,7 @@ pub struct Settings {
     /// Limits calls per caller, when the config file has `limits:`.
     pub rate_limit: Option<crate::ratelimit::RateLimitConfig>,
     pub containers: crate::containers::ContainersConfig,
+    pub capacity: crate::capacity::CapacityConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -408,6 +424,16 @@ impl Settings {
                     stats_interval: duration("containers.stats_interval", &c.stats_interval)?
                         .unwrap_or(defaults.stats_interval),
                     max_backoff: defaults.max_backoff,
+                }
+            },
+            capacity: {
+                let defaults = crate::capacity::CapacityConfig::default();
+                let c = &file.capacity;
+                crate::capacity::CapacityConfig {
+                    interval: duration("capacity.interval", &c.interval)?
+                        .unwrap_or(defaults.interval),
+                    disk_paths: c.disk_paths.clone(),
+                    largest_tables: c.largest_tables.unwrap_or(defaults.largest_tables).min(100),
                 }
             },
         })

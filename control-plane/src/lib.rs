@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod capacity;
 pub mod catalog;
 pub mod config;
 pub mod containers;

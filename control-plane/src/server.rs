@@ -178,6 +178,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         writer_handle.clone(),
     );
 
+    let (capacity_sampler, capacity) = crate::capacity::Sampler::new(
+        settings.capacity.clone(),
+        settings.data_dir.clone(),
+        db.clone(),
+        view.clone(),
+        containers.clone(),
+        metric_store.clone(),
+    );
     let health_state_for_metrics = health_state.clone();
     let collectors = CancellationToken::new();
     let tasks = vec![
@@ -243,6 +251,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
                 )
                 .run(collectors.clone()),
             ),
+        ),
+        (
+            "capacity-sampler",
+            tokio::spawn(capacity_sampler.run(collectors.clone())),
         ),
         (
             "metrics-rollups",
@@ -312,7 +324,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         )
         .add_service(
             pharos_proto::v1::metrics_service_server::MetricsServiceServer::new(
-                crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone()),
+                crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone())
+                    .with_capacity(capacity),
             ),
         )
         .add_service(

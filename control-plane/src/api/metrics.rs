@@ -19,11 +19,22 @@ pub const MAX_LABEL_VALUE: usize = 1024;
 pub struct MetricsApi {
     store: Arc<MetricStore>,
     targets: TargetStatuses,
+    capacity: Option<crate::capacity::Latest>,
 }
 
 impl MetricsApi {
     pub fn new(store: Arc<MetricStore>, targets: TargetStatuses) -> MetricsApi {
-        MetricsApi { store, targets }
+        MetricsApi {
+            store,
+            targets,
+            capacity: None,
+        }
+    }
+
+    /// Serves GetCapacity from the sampler's latest snapshot.
+    pub fn with_capacity(mut self, latest: crate::capacity::Latest) -> MetricsApi {
+        self.capacity = Some(latest);
+        self
     }
 }
 
@@ -223,6 +234,22 @@ impl MetricsService for MetricsApi {
         Ok(Response::new(response))
     }
 
+    async fn get_capacity(
+        &self,
+        _request: Request<pb::GetCapacityRequest>,
+    ) -> Result<Response<pb::GetCapacityResponse>, Status> {
+        let snapshot = self
+            .capacity
+            .as_ref()
+            .and_then(|latest| latest.borrow().clone())
+            .ok_or_else(|| {
+                Status::unavailable(
+                    "no capacity sample yet; the first is taken at start, retry in a moment",
+                )
+            })?;
+        Ok(Response::new(capacity_response(&snapshot)))
+    }
+
     async fn list_scrape_targets(
         &self,
         _request: Request<pb::ListScrapeTargetsRequest>,
@@ -259,5 +286,101 @@ impl MetricsService for MetricsApi {
                 })
                 .collect(),
         }))
+    }
+}
+
+fn capacity_response(s: &crate::capacity::Snapshot) -> pb::GetCapacityResponse {
+    let (host, host_error) = match &s.host {
+        Ok(h) => (
+            Some(pb::HostCapacity {
+                cpu_cores: h.cpu.cores,
+                cpu_busy_ratio: h.cpu.busy_ratio,
+                load1: h.cpu.load1,
+                load5: h.cpu.load5,
+                load15: h.cpu.load15,
+                memory_total_bytes: h.memory.total_bytes,
+                memory_available_bytes: h.memory.available_bytes,
+            }),
+            String::new(),
+        ),
+        Err(err) => (None, err.clone()),
+    };
+    pb::GetCapacityResponse {
+        sample_time: Some(convert::timestamp(s.at_ms * 1000)),
+        host,
+        host_error,
+        disks: s
+            .disks
+            .iter()
+            .map(|d| {
+                let path = d.path.display().to_string();
+                match &d.usage {
+                    Ok(u) => pb::DiskCapacity {
+                        path,
+                        total_bytes: u.total_bytes,
+                        used_bytes: u.used_bytes,
+                        available_bytes: u.available_bytes,
+                        error: String::new(),
+                    },
+                    Err(err) => pb::DiskCapacity {
+                        path,
+                        error: err.clone(),
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect(),
+        database: Some(match &s.database.size {
+            Ok(size) => pb::DatabaseCapacity {
+                backend: s.database.backend.to_owned(),
+                size_bytes: *size,
+                error: String::new(),
+            },
+            Err(err) => pb::DatabaseCapacity {
+                backend: s.database.backend.to_owned(),
+                size_bytes: 0,
+                error: err.clone(),
+            },
+        }),
+        postgres: s
+            .postgres
+            .iter()
+            .map(|pg| match &pg.figures {
+                Ok(f) => pb::PostgresCapacity {
+                    check_id: pg.check_id.clone(),
+                    dsn: pg.dsn.clone(),
+                    size_bytes: f.size_bytes,
+                    connections_used: f.connections_used,
+                    connections_max: f.connections_max,
+                    largest_tables: f
+                        .largest_tables
+                        .iter()
+                        .map(|t| pb::TableSize {
+                            name: t.name.clone(),
+                            total_bytes: t.total_bytes,
+                        })
+                        .collect(),
+                    error: String::new(),
+                },
+                Err(err) => pb::PostgresCapacity {
+                    check_id: pg.check_id.clone(),
+                    dsn: pg.dsn.clone(),
+                    error: err.clone(),
+                    ..Default::default()
+                },
+            })
+            .collect(),
+        services: s
+            .services
+            .iter()
+            .map(|svc| pb::ServiceMemory {
+                deployment_id: svc.deployment_id.clone(),
+                service: svc.service.clone(),
+                containers: svc.containers,
+                memory_used_bytes: svc.memory_used_bytes,
+                memory_limit_bytes: svc.memory_limit_bytes,
+                cpu_percent: svc.cpu_percent,
+            })
+            .collect(),
     }
 }
