@@ -232,6 +232,8 @@ pub struct Settings {
     pub rate_limit: Option<crate::ratelimit::RateLimitConfig>,
     pub containers: crate::containers::ContainersConfig,
     pub capacity: crate::capacity::CapacityConfig,
+    /// How often pharosd's own figures are recorded as series (target "pharosd").
+    pub telemetry_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -426,6 +428,7 @@ impl Settings {
                     max_backoff: defaults.max_backoff,
                 }
             },
+            telemetry_interval: Duration::from_secs(5),
             capacity: {
                 let defaults = crate::capacity::CapacityConfig::default();
                 let c = &file.capacity;

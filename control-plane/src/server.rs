@@ -188,7 +188,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     );
     let health_state_for_metrics = health_state.clone();
     let collectors = CancellationToken::new();
-    let tasks = vec![
+    let mut tasks = vec![
         (
             "audit-writer",
             tokio::spawn(crate::operations::audit::run(
@@ -251,10 +251,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
                 )
                 .run(collectors.clone()),
             ),
-        ),
-        (
-            "capacity-sampler",
-            tokio::spawn(capacity_sampler.run(collectors.clone())),
         ),
         (
             "metrics-rollups",
@@ -353,6 +349,23 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         targets: scrape_targets.clone(),
         store: metric_store.clone(),
     };
+    // A zero interval turns either off.
+    if !settings.capacity.interval.is_zero() {
+        tasks.push((
+            "capacity-sampler",
+            tokio::spawn(capacity_sampler.run(collectors.clone())),
+        ));
+    }
+    if !settings.telemetry_interval.is_zero() {
+        tasks.push((
+            "telemetry-series",
+            tokio::spawn(crate::telemetry::record_periodically(
+                telemetry.clone(),
+                settings.telemetry_interval,
+                collectors.clone(),
+            )),
+        ));
+    }
     let routes = tonic::service::Routes::from(web::routes(
         telemetry.route(routes.into_axum_router()),
         streams.clone(),

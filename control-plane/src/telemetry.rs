@@ -338,6 +338,39 @@ impl Telemetry {
                     latency.sum
                 );
             }
+            // Every unary method together: the platform's RPC latency, without streams,
+            // whose durations are their whole life.
+            let mut unary = Latency::default();
+            for (method, latency) in &calls.latency {
+                if !is_streaming(method) {
+                    for (total, count) in unary.counts.iter_mut().zip(&latency.counts) {
+                        *total += count;
+                    }
+                    unary.sum += latency.sum;
+                }
+            }
+            family(
+                &mut out,
+                "pharos_rpc_unary_duration_seconds",
+                "histogram",
+                "Duration of every unary gRPC call (streams left out), all methods together.",
+            );
+            let mut cumulative = 0;
+            for (i, le) in BUCKETS.iter().enumerate() {
+                cumulative += unary.counts[i];
+                let _ = writeln!(
+                    out,
+                    "pharos_rpc_unary_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+                );
+            }
+            cumulative += unary.counts[BUCKETS.len()];
+            let _ = writeln!(
+                out,
+                "pharos_rpc_unary_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}\n\
+                 pharos_rpc_unary_duration_seconds_sum {}\n\
+                 pharos_rpc_unary_duration_seconds_count {cumulative}",
+                unary.sum
+            );
             family(
                 &mut out,
                 "pharos_rpc_open_calls",
@@ -500,4 +533,90 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// Whether `method` ("/package.Service/Method") streams in either direction, from the
+/// descriptor set pharosd serves (its own services; reflection and health streams too).
+fn is_streaming(method: &str) -> bool {
+    static STREAMING: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    STREAMING
+        .get_or_init(|| {
+            let mut found: std::collections::HashSet<String> = [
+                "/grpc.health.v1.Health/Watch",
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+            if let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(
+                pharos_proto::FILE_DESCRIPTOR_SET,
+            ) {
+                for file in set.file {
+                    for service in &file.service {
+                        for m in &service.method {
+                            if m.client_streaming() || m.server_streaming() {
+                                found.insert(format!(
+                                    "/{}.{}/{}",
+                                    file.package(),
+                                    service.name(),
+                                    m.name()
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            found
+        })
+        .contains(method)
+}
+
+/// Feeds pharosd's own figures (the `/metrics` text) through the scrape pipeline into
+/// the metric store every `interval`, as target "pharosd": RPC throughput
+/// (`pharos_rpc_requests_total:rate`), latency percentiles
+/// (`pharos_rpc_unary_duration_seconds:p50/p95/p99`) and the rest, for QueryRange, the
+/// Watch metrics topic and GetSystemMetrics.
+pub async fn record_periodically(
+    telemetry: Telemetry,
+    interval: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let limits = crate::metrics::exposition::Limits::default();
+    let labels: crate::metrics::store::Labels =
+        [("target".to_owned(), "pharosd".to_owned())].into();
+    let mut deriver = crate::metrics::derive::Deriver::default();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let at_ms = crate::metrics::store::now_ms();
+        let parsed = crate::metrics::exposition::parse(&telemetry.render(), &limits);
+        let values = deriver.derive(&parsed, at_ms, &labels);
+        telemetry.store.record(
+            values
+                .iter()
+                .map(|(id, value)| (id.name.as_str(), &id.labels, at_ms, *value)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod streaming_tests {
+    #[test]
+    fn streams_are_told_from_unary_calls_by_the_descriptor_set() {
+        assert!(super::is_streaming("/pharos.v1.WatchService/Watch"));
+        assert!(super::is_streaming("/pharos.v1.ContainerService/TailLogs"));
+        assert!(super::is_streaming("/pharos.v1.MetricsService/PushMetrics"));
+        assert!(!super::is_streaming(
+            "/pharos.v1.CatalogService/GetOverview"
+        ));
+        assert!(!super::is_streaming(
+            "/pharos.v1.MetricsService/GetCapacity"
+        ));
+    }
 }

@@ -132,7 +132,10 @@ async fn capacity_reports_host_disks_databases_and_the_largest_tables() {
         1,
     );
     assert!(own.size_bytes > 0 && own.size_bytes % 512 == 0, "{own:?}");
-    assert!(own.size_bytes.abs_diff(counted) < 1 << 20, "{own:?} vs {counted}");
+    assert!(
+        own.size_bytes.abs_diff(counted) < 1 << 20,
+        "{own:?} vs {counted}"
+    );
 
     // The PostgreSQL database the check names.
     assert_eq!(sample.postgres.len(), 1);
@@ -194,5 +197,101 @@ async fn capacity_reports_host_disks_databases_and_the_largest_tables() {
             .iter()
             .all(|p| p.value == disk.total_bytes as f64)
     );
+    harness.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_metrics_follow_pharosds_own_calls() {
+    let harness = Harness::start(Backend::Sqlite, |settings| {
+        settings.telemetry_interval = Duration::from_millis(200);
+    })
+    .await;
+    let channel = tonic::transport::Endpoint::from_shared(harness.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut catalog = pb::catalog_service_client::CatalogServiceClient::new(channel.clone());
+    let mut client = Client::new(channel);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let figures = loop {
+        // Traffic: successful calls and refused ones.
+        for _ in 0..20 {
+            catalog
+                .get_overview(pb::GetOverviewRequest {})
+                .await
+                .unwrap();
+        }
+        let err = catalog
+            .get_project(pb::GetProjectRequest {
+                id: "no-such-project".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+        let figures = client
+            .get_system_metrics(pb::GetSystemMetricsRequest {
+                window: Some(prost_types::Duration {
+                    seconds: 60,
+                    nanos: 0,
+                }),
+                step: Some(prost_types::Duration {
+                    seconds: 1,
+                    nanos: 0,
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if figures.requests_per_second.is_some_and(|r| r > 0.0)
+            && figures.errors_per_second.is_some_and(|e| e > 0.0)
+            && figures.latency_p99_seconds.is_some()
+        {
+            break figures;
+        }
+        assert!(Instant::now() < deadline, "no figures in 15 s: {figures:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (p50, p95, p99) = (
+        figures.latency_p50_seconds.unwrap(),
+        figures.latency_p95_seconds.unwrap(),
+        figures.latency_p99_seconds.unwrap(),
+    );
+    assert!(
+        0.0 < p50 && p50 <= p95 && p95 <= p99 && p99 < 1.0,
+        "{figures:?}"
+    );
+    assert!(
+        figures.errors_per_second < figures.requests_per_second,
+        "{figures:?}"
+    );
+    assert!(!figures.throughput.is_empty() && !figures.latency_p95.is_empty());
+    assert!(
+        figures
+            .throughput
+            .windows(2)
+            .all(|w| w[0].time_unix_ms < w[1].time_unix_ms)
+    );
+
+    for (window, step) in [(0, 0), (3600, 0), (60, -1)] {
+        let err = client
+            .get_system_metrics(pb::GetSystemMetricsRequest {
+                window: Some(prost_types::Duration {
+                    seconds: window,
+                    nanos: 0,
+                }),
+                step: Some(prost_types::Duration {
+                    seconds: step,
+                    nanos: 0,
+                }),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            tonic::Code::InvalidArgument,
+            "{window} {step}: {err:?}"
+        );
+    }
     harness.shutdown().await;
 }

@@ -86,6 +86,9 @@ const TOKEN: &str = "metrics-operator-secret";
 /// An in-process pharosd with one operator token (pushing needs the operator role).
 async fn start(catalog: &str) -> Harness {
     Harness::start_with_catalog(Backend::Sqlite, catalog, |settings| {
+        // Only the series a test scrapes or pushes: no capacity or own-figure series.
+        settings.capacity.interval = Duration::ZERO;
+        settings.telemetry_interval = Duration::ZERO;
         settings.tokens = vec![pharos_control_plane::auth::TokenConfig {
             name: "pusher".to_owned(),
             role: pharos_control_plane::auth::Role::Operator,

@@ -250,6 +250,113 @@ impl MetricsService for MetricsApi {
         Ok(Response::new(capacity_response(&snapshot)))
     }
 
+    async fn get_system_metrics(
+        &self,
+        request: Request<pb::GetSystemMetricsRequest>,
+    ) -> Result<Response<pb::GetSystemMetricsResponse>, Status> {
+        const MAX_WINDOW_MS: i64 = 15 * 60 * 1000;
+        let request = request.into_inner();
+        let millis_of = |d: &prost_types::Duration, what: &str| {
+            if d.seconds < 0 || d.nanos < 0 {
+                return Err(Status::invalid_argument(format!(
+                    "{what} must not be negative"
+                )));
+            }
+            Ok(d.seconds * 1000 + i64::from(d.nanos) / 1_000_000)
+        };
+        let window = match &request.window {
+            Some(d) => millis_of(d, "window")?,
+            None => MAX_WINDOW_MS,
+        };
+        if window == 0 || window > MAX_WINDOW_MS {
+            return Err(Status::invalid_argument(format!(
+                "window {window} ms: give one above 0 and at most 15 minutes"
+            )));
+        }
+        let step = match &request.step {
+            Some(d) => millis_of(d, "step")?,
+            None => 0,
+        };
+        let step = if step == 0 {
+            (window / 60).max(5000)
+        } else {
+            step
+        };
+        if step < 1000 || window / step > 1000 {
+            return Err(Status::invalid_argument(
+                "step must be at least 1 s and give at most 1000 points over the window",
+            ));
+        }
+        let end = now_ms();
+        let start = end - window;
+        let own = |name: &str| SeriesSelector {
+            name: name.to_owned(),
+            labels: [("target".to_owned(), "pharosd".to_owned())].into(),
+        };
+        let read = |name: &'static str| {
+            let selector = own(name);
+            let store = self.store.clone();
+            async move {
+                store
+                    .query_range(&selector, start, end, step)
+                    .await
+                    .map_err(|err| Status::unavailable(format!("reading {name}: {err}")))
+            }
+        };
+        let rates = read("pharos_rpc_requests_total:rate").await?;
+        let (mut all, mut errors) = (Vec::new(), Vec::new());
+        for series in &rates {
+            let failed = series.id.labels.get("code").is_some_and(|c| c != "OK");
+            all.push(series);
+            if failed {
+                errors.push(series);
+            }
+        }
+        let latest = |series: &[&crate::metrics::store::SeriesPoints]| {
+            let points = sum_by_time(series);
+            (points.last().map(|p| p.value), points)
+        };
+        let (requests_per_second, throughput) = latest(&all);
+        // No failed call recorded yet is zero errors per second, once there is traffic.
+        let (errors_now, error_points) = latest(&errors);
+        let errors_per_second = errors_now.or(requests_per_second.map(|_| 0.0));
+        let mut quantiles = Vec::new();
+        for name in [
+            "pharos_rpc_unary_duration_seconds:p50",
+            "pharos_rpc_unary_duration_seconds:p95",
+            "pharos_rpc_unary_duration_seconds:p99",
+        ] {
+            let series = read(name).await?;
+            let points: Vec<pb::Point> = series
+                .first()
+                .map(|s| {
+                    s.points
+                        .iter()
+                        .map(|p| pb::Point {
+                            time_unix_ms: p.ms,
+                            value: p.value,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            quantiles.push((points.last().map(|p| p.value), points));
+        }
+        let [(p50, p50s), (p95, p95s), (p99, p99s)]: [(Option<f64>, Vec<pb::Point>); 3] =
+            quantiles.try_into().expect("three quantiles");
+        Ok(Response::new(pb::GetSystemMetricsResponse {
+            requests_per_second,
+            errors_per_second,
+            latency_p50_seconds: p50,
+            latency_p95_seconds: p95,
+            latency_p99_seconds: p99,
+            throughput,
+            errors: error_points,
+            latency_p50: p50s,
+            latency_p95: p95s,
+            latency_p99: p99s,
+        }))
+    }
+
     async fn list_scrape_targets(
         &self,
         _request: Request<pb::ListScrapeTargetsRequest>,
@@ -383,4 +490,20 @@ fn capacity_response(s: &crate::capacity::Snapshot) -> pb::GetCapacityResponse {
             })
             .collect(),
     }
+}
+
+/// Several series summed point by point (same times: one store, one step).
+fn sum_by_time(series: &[&crate::metrics::store::SeriesPoints]) -> Vec<pb::Point> {
+    let mut sums: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
+    for s in series {
+        for p in &s.points {
+            *sums.entry(p.ms).or_default() += p.value;
+        }
+    }
+    sums.into_iter()
+        .map(|(time_unix_ms, value)| pb::Point {
+            time_unix_ms,
+            value,
+        })
+        .collect()
 }

@@ -29,7 +29,7 @@ pub use postgres::{PostgresCapacity, Table};
 /// `capacity:` in the config file.
 #[derive(Clone, Debug)]
 pub struct CapacityConfig {
-    /// How often everything is sampled.
+    /// How often everything is sampled; zero turns sampling (and GetCapacity) off.
     pub interval: Duration,
     /// Paths whose file systems are reported (the data directory is always added).
     pub disk_paths: Vec<PathBuf>,
