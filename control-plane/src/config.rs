@@ -144,6 +144,16 @@ pub struct ConfigFile {
     pub containers: ContainersFile,
     #[serde(default)]
     pub capacity: CapacityFile,
+    #[serde(default)]
+    pub telemetry: TelemetryFile,
+}
+
+/// `telemetry:` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryFile {
+    /// How often pharosd records its own figures as series (default 5s; 0s: never).
+    pub interval: Option<String>,
 }
 
 /// `capacity:` in the config file.
@@ -428,7 +438,8 @@ impl Settings {
                     max_backoff: defaults.max_backoff,
                 }
             },
-            telemetry_interval: Duration::from_secs(5),
+            telemetry_interval: duration("telemetry.interval", &file.telemetry.interval)?
+                .unwrap_or(Duration::from_secs(5)),
             capacity: {
                 let defaults = crate::capacity::CapacityConfig::default();
                 let c = &file.capacity;

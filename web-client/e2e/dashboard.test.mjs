@@ -163,4 +163,45 @@ describe("dashboard against a real pharosd", () => {
     );
     await screenshot(page, "system-resumed");
   });
+  test("the system page charts pharosd's own throughput and latency and shows capacity gauges, refreshed by the stream", async () => {
+    const dir = tempDir("pharos-e2e-system-");
+    const target = await startHttpTarget(await freePort());
+    const catalogPath = path.join(dir, "catalog.yaml");
+    writeAtomic(catalogPath, catalogYaml([{ project: "web", name: "Web target", url: target.url, port: 20000 }]));
+    const configPath = path.join(dir, "pharosd.yaml");
+    writeAtomic(configPath, "telemetry:\n  interval: 250ms\ncapacity:\n  interval: 300ms\n");
+    const pharosd = await Pharosd.start(dir, { catalog: catalogPath, extraArgs: ["--config", configPath] });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const calls = [];
+    page.on("request", (r) => {
+      const name = r.url().split("/").pop();
+      if (name === "GetCapacity" || name === "GetSystemMetrics") calls.push(name);
+    });
+    await open(page, `${pharosd.url}/#/`);
+    await waitLive(page);
+    // Throughput: the page's own calls are pharosd traffic; the figures come once two
+    // records of pharosd's figures exist, pushed in by the metrics topic.
+    const figures = page.locator('[data-testid="throughput-figures"]');
+    await figures.waitFor({ timeout: 15_000 });
+    await waitFor(async () => /Calls\/s\s*[1-9]|Calls\/s\s*0\.[1-9]/.test(await figures.innerText()), {
+      timeoutMs: 15_000,
+      what: "a positive call rate",
+    });
+    assert.match(await figures.innerText(), /p95\s*[\d.]+ (ms|s)/);
+    await page.locator('[role="img"][aria-label="Calls per second, all methods"] canvas').waitFor({ timeout: 10_000 });
+    // Capacity: CPU, memory and the data directory's disk as meters with their figures.
+    const capacity = page.locator('[data-testid="capacity"]');
+    await capacity.waitFor({ timeout: 10_000 });
+    assert.ok((await capacity.locator("meter").count()) >= 3, await capacity.innerText());
+    assert.match(await capacity.innerText(), /Memory[\s\S]*of [\d.]+ GiB/);
+    assert.match(await capacity.innerText(), /pharosd's database \(sqlite\): [\d.]+ (KiB|MiB)/);
+    // Refetched as the stream brings new points: more than once, with no reload.
+    const before = calls.length;
+    await waitFor(async () => calls.length >= before + 2, { timeoutMs: 10_000, what: "refetches driven by the stream" });
+    assert.ok(await notReloaded(page));
+    await screenshot(page, "system-panels");
+    await page.close();
+    await pharosd.stop();
+    await target.stop();
+  });
 });

@@ -9,6 +9,7 @@ import { ActionService } from "../gen/pharos/v1/actions_pb";
 import { CatalogService } from "../gen/pharos/v1/catalog_pb";
 import { ContainerService } from "../gen/pharos/v1/containers_pb";
 import { HealthService } from "../gen/pharos/v1/health_pb";
+import { MetricsService } from "../gen/pharos/v1/metrics_pb";
 import { SessionService } from "../gen/pharos/v1/session_pb";
 import { WatchService } from "../gen/pharos/v1/watch_pb";
 import type { WatchSource } from "../stream";
@@ -85,6 +86,7 @@ export const health = createClient(HealthService, transport);
 export const containers = createClient(ContainerService, transport);
 export const actions = createClient(ActionService, transport);
 export const session = createClient(SessionService, transport);
+export const metrics = createClient(MetricsService, transport);
 
 /** Opens a Watch stream on the shared transport; settles once the server answered. */
 export const watchSource: WatchSource = async (request, signal) => {

@@ -1,6 +1,7 @@
 // The client-side state a Watch stream builds: every current object keyed by
 // "topic/key", and a bounded feed of events. Framework-free; no I/O.
 
+import type { MetricsBatch } from "../gen/pharos/v1/metrics_pb";
 import {
   ChangeKind,
   WatchTopic,
@@ -38,7 +39,26 @@ export interface FeedEntry {
   event: Event;
 }
 
+/** How long live metric points are kept (pharosd keeps 15 minutes at full resolution). */
+export const METRIC_WINDOW_MS = 15 * 60 * 1000;
+
+/** A series the metrics topic delivered, its points oldest first. */
+export interface LiveSeries {
+  name: string;
+  labels: Record<string, string>;
+  points: { ms: number; value: number }[];
+}
+
+/** The key of a series: its name and its labels in order. */
+export function seriesKey(name: string, labels: Record<string, string>): string {
+  const sorted = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`);
+  return `${name}{${sorted.join(",")}}`;
+}
+
 export class WatchStore {
+  private readonly series = new Map<string, LiveSeries>();
   private readonly entries = new Map<string, Change>();
   private feedEntries: FeedEntry[] = [];
   private readonly counts = new Map<string, number>();
@@ -47,6 +67,37 @@ export class WatchStore {
   version = 0;
 
   constructor(private readonly feedLimit = EVENT_FEED_LIMIT) {}
+
+  /**
+   * Adds a metrics batch (only new points come; metric samples are not journaled, so a
+   * resumed stream does not replay them). Points older than METRIC_WINDOW_MS before a
+   * series' newest are dropped.
+   */
+  applyMetrics(batch: MetricsBatch): void {
+    for (const s of batch.series) {
+      const labels = { ...s.labels };
+      const key = seriesKey(s.name, labels);
+      let live = this.series.get(key);
+      if (!live) {
+        live = { name: s.name, labels, points: [] };
+        this.series.set(key, live);
+      }
+      for (const p of s.points) live.points.push({ ms: Number(p.timeUnixMs), value: p.value });
+      const newest = live.points[live.points.length - 1]?.ms ?? 0;
+      let cut = 0;
+      while (cut < live.points.length && (live.points[cut]?.ms ?? 0) < newest - METRIC_WINDOW_MS) cut++;
+      if (cut > 0) live.points.splice(0, cut);
+    }
+    this.version++;
+  }
+
+  /** The live series named `name`, ordered by key. */
+  metricSeries(name: string): LiveSeries[] {
+    return [...this.series.entries()]
+      .filter(([, s]) => s.name === name)
+      .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+      .map(([, s]) => s);
+  }
 
   /** Applies one change. Returns false when the change had nothing to apply. */
   apply(change: Change): boolean {

@@ -31,6 +31,13 @@ export interface WatchRequestInit {
   projects: string[];
   environments: string[];
   healthStatuses: HealthStatus[];
+  metricSelectors: MetricSelector[];
+}
+
+/** A series selector for the metrics topic: a name and labels that must match. */
+export interface MetricSelector {
+  name: string;
+  labels?: Record<string, string>;
 }
 
 /**
@@ -50,6 +57,8 @@ export interface WatchSpec {
   projects?: string[];
   environments?: string[];
   healthStatuses?: HealthStatus[];
+  /** Series for the metrics topic (include WatchTopic.METRICS in topics). */
+  metricSelectors?: MetricSelector[];
 }
 
 export type ConnectionState =
@@ -268,6 +277,7 @@ export class Watcher {
           projects: [...(this.spec.projects ?? [])],
           environments: [...(this.spec.environments ?? [])],
           healthStatuses: [...(this.spec.healthStatuses ?? [])],
+          metricSelectors: [...(this.spec.metricSelectors ?? [])],
         },
         abort.signal,
       );
@@ -336,6 +346,9 @@ export class Watcher {
         if (m.value.revision > this.lastRevision && !inSnapshot) {
           this.lastRevision = m.value.revision;
         }
+        break;
+      case "metrics":
+        this.store.applyMetrics(m.value);
         break;
       default:
         break;

@@ -8,6 +8,7 @@ import { LogsPage } from "./LogsPage";
 import { OperationsPage } from "./OperationsPage";
 import { ProjectPage } from "./ProjectPage";
 import { ProjectsPage } from "./ProjectsPage";
+import { CAPACITY_SERIES, THROUGHPUT_SERIES } from "./SystemMetrics";
 import { SystemPage } from "./SystemPage";
 
 /**
@@ -17,7 +18,10 @@ import { SystemPage } from "./SystemPage";
 export function specFor(route: Route): WatchSpec {
   switch (route.page) {
     case "system":
-      return { topics: [WatchTopic.CATALOG, WatchTopic.EVENTS, WatchTopic.HEALTH] };
+      return {
+        topics: [WatchTopic.CATALOG, WatchTopic.EVENTS, WatchTopic.HEALTH, WatchTopic.METRICS],
+        metricSelectors: [THROUGHPUT_SERIES, CAPACITY_SERIES],
+      };
     case "projects":
       return { topics: [WatchTopic.CATALOG, WatchTopic.HEALTH] };
     case "project":

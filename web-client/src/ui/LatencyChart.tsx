@@ -11,7 +11,7 @@ const RESULTS = 200;
 
 /** uPlot is only needed here: load it (and its CSS) on first use, in its own chunk. */
 let uplotModule: Promise<typeof uPlotType> | null = null;
-function loadUplot(): Promise<typeof uPlotType> {
+export function loadUplot(): Promise<typeof uPlotType> {
   uplotModule ??= Promise.all([import("uplot"), import("uplot/dist/uPlot.min.css")]).then(([m]) => m.default);
   return uplotModule;
 }
@@ -70,7 +70,7 @@ function Summary({ rows }: { rows: CheckResult[] }) {
   );
 }
 
-function cssVar(name: string, fallback: string): string {
+export function cssVar(name: string, fallback: string): string {
   const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   return value || fallback;
 }

@@ -1,3 +1,4 @@
+import { CapacityPanel, ThroughputPanel } from "./SystemMetrics";
 import { Component } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { catalog } from "../api/client";
@@ -36,6 +37,8 @@ export function SystemPage({ watch, now }: { watch: WatchHandle; now: number }) 
       <h1 class="page-title">System</h1>
       <Overview watch={watch} stale={stale} />
       <HealthGrid store={store} status={status} stale={stale} />
+      <ThroughputPanel store={store} ready={status.ready} stale={stale} />
+      <CapacityPanel store={store} ready={status.ready} stale={stale} />
       <EventsFeed store={store} status={status} stale={stale} now={now} />
     </>
   );
