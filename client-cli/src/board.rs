@@ -34,6 +34,7 @@ impl HealthBoard {
                 self.revision = revision;
                 first
             }
+            WatchEvent::Metrics => false,
             WatchEvent::Change(change) => {
                 self.revision = self.revision.max(change.revision);
                 self.apply_change(*change);

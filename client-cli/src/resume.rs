@@ -21,6 +21,8 @@ pub enum WatchEvent {
     Change(Box<pb::Change>),
     /// Everything up to this revision has been delivered (end of snapshot or progress).
     Synced(u64),
+    /// New points of the selected series arrived (streams with metric_selectors only).
+    Metrics,
 }
 
 pub struct ResumingWatch {
@@ -125,7 +127,10 @@ impl ResumingWatch {
                         return Ok(WatchEvent::Synced(self.last_revision));
                     }
                     // Metric batches come only to streams that select series.
-                    Some(pb::watch_response::Message::Metrics(_)) | None => {}
+                    Some(pb::watch_response::Message::Metrics(_)) => {
+                        return Ok(WatchEvent::Metrics);
+                    }
+                    None => {}
                 },
                 Ok(None) => {
                     self.stream = None;

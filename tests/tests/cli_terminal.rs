@@ -134,8 +134,16 @@ async fn server_with_a_port() -> (Pharosd, CatalogFile, tokio::task::JoinHandle<
         "environments:\n  - id: prod\nprojects:\n  - id: shop\n    deployments:\n      - environment: prod\n        checks:\n          - {{name: port, interval: 100ms, timeout: 100ms, unhealthy_after: 1, tcp: {{address: '127.0.0.1:{port}'}}}}\n"
     ))
     .unwrap();
+    // pharosd records its own figures and capacity often, for `top`'s panels.
+    let config = catalog.dir().join("pharosd.yaml");
+    std::fs::write(
+        &config,
+        "telemetry:\n  interval: 200ms\ncapacity:\n  interval: 300ms\n",
+    )
+    .unwrap();
     let server = Pharosd::builder()
         .catalog(catalog.path())
+        .config(&config)
         .spawn()
         .await
         .unwrap();
@@ -203,13 +211,17 @@ async fn top_shows_the_grid_and_the_feed_change_live() {
         .await;
     assert!(screen.starts_with("pharos top  "), "{screen}");
     assert!(screen.contains("Error feed"), "{screen}");
-    // The throughput and capacity panels say what they cannot show, and draw nothing
-    // in its place (this server offers metrics; this build of pharos does not draw them).
-    assert_eq!(
-        screen
-            .matches("offered by the server; this pharos cannot show it yet")
-            .count(),
-        2,
+    // The throughput and capacity panels fill in as the stream brings new points of
+    // pharosd's own series: calls per second and latency, then a bar per resource.
+    let screen = tmux
+        .wait_for("throughput and capacity figures", WAIT, |s| {
+            s.contains(" calls/s ") && s.contains("p95 ") && s.contains("Memory ")
+        })
+        .await;
+    assert!(screen.contains("Throughput (pharosd API)"), "{screen}");
+    assert!(screen.contains("Disk "), "{screen}");
+    assert!(
+        screen.contains("CPU 2 cores") || screen.contains("CPU "),
         "{screen}"
     );
 

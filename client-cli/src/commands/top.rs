@@ -1,7 +1,9 @@
-//! `pharos top`: a full-screen dashboard fed by one resuming Watch stream (health and
-//! events topics): the health grid, the error feed, and the throughput and capacity
-//! panels, which say "not available on this server" until the server offers metrics.
-//! Nothing here is invented: every cell comes from the stream or is marked unavailable.
+//! `pharos top`: a full-screen dashboard fed by one resuming Watch stream (health, events
+//! and metrics topics): the health grid, the error feed, and the throughput and capacity
+//! panels. Those two are `GetSystemMetrics` and `GetCapacity`, fetched again whenever the
+//! stream brings new points of their series; they say "not available on this server"
+//! when the server has no MetricsService. Nothing here is invented: every cell comes
+//! from the server or is marked unavailable.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::widgets::{Block, Gauge, Paragraph, Sparkline, Wrap};
 
 use crate::board::HealthBoard;
 use crate::capabilities;
@@ -34,12 +36,69 @@ const METRICS_SERVICE: &str = "pharos.v1.MetricsService";
 const FEED_LENGTH: usize = 200;
 
 /// Whether a panel has data behind it on this server.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Panel {
     /// The server does not offer it (absent from reflection, or UNIMPLEMENTED).
     NotOnServer,
-    /// The server offers it but this build of pharos cannot show it yet.
-    NotInThisClient,
+    /// The server offers it: the latest answers (or why they failed).
+    Live {
+        system: Option<Result<pb::GetSystemMetricsResponse, String>>,
+        capacity: Option<Result<pb::GetCapacityResponse, String>>,
+    },
+}
+
+impl Panel {
+    fn live() -> Panel {
+        Panel::Live {
+            system: None,
+            capacity: None,
+        }
+    }
+}
+
+/// The series whose new points refetch the panels (recorded by pharosd itself).
+fn metric_selectors() -> Vec<pb::SeriesSelector> {
+    vec![
+        pb::SeriesSelector {
+            name: "pharos_rpc_unary_duration_seconds:p95".to_owned(),
+            labels: [("target".to_owned(), "pharosd".to_owned())].into(),
+        },
+        pb::SeriesSelector {
+            name: "pharos_host_memory_available_bytes".to_owned(),
+            labels: Default::default(),
+        },
+    ]
+}
+
+/// The panels' figures, fetched in the background.
+enum Fetched {
+    System(Result<pb::GetSystemMetricsResponse, String>),
+    Capacity(Result<pb::GetCapacityResponse, String>),
+}
+
+fn fetch(client: &Client, sender: &tokio::sync::mpsc::Sender<Fetched>) {
+    let (client, sender) = (client.clone(), sender.clone());
+    tokio::spawn(async move {
+        let mut metrics = match client.metrics().await {
+            Ok(metrics) => metrics,
+            Err(err) => {
+                let _ = sender.send(Fetched::System(Err(err.to_string()))).await;
+                return;
+            }
+        };
+        let system = metrics
+            .get_system_metrics(pb::GetSystemMetricsRequest::default())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| s.message().to_owned());
+        let _ = sender.send(Fetched::System(system)).await;
+        let capacity = metrics
+            .get_capacity(pb::GetCapacityRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| s.message().to_owned());
+        let _ = sender.send(Fetched::Capacity(capacity)).await;
+    });
 }
 
 /// One line of the error feed.
@@ -149,17 +208,26 @@ fn feed_entry(change: &pb::Change) -> Option<FeedEntry> {
 
 pub async fn run(client: &Client, args: Args) -> Result<(), CliError> {
     let metrics = match capabilities::services(client).await {
-        Some(services) if services.contains(METRICS_SERVICE) => Panel::NotInThisClient,
+        Some(services) if services.contains(METRICS_SERVICE) => Panel::live(),
         _ => Panel::NotOnServer,
     };
+    let live = matches!(metrics, Panel::Live { .. });
+    let mut topics = vec![pb::WatchTopic::Health as i32, pb::WatchTopic::Events as i32];
+    if live {
+        topics.push(pb::WatchTopic::Metrics as i32);
+    }
     let request = pb::WatchRequest {
         since_revision: 0,
-        topics: vec![pb::WatchTopic::Health as i32, pb::WatchTopic::Events as i32],
+        topics,
         projects: args.projects,
         environments: args.environments,
         health_statuses: Vec::new(),
-        ..Default::default()
+        metric_selectors: if live { metric_selectors() } else { Vec::new() },
     };
+    let (fetched_tx, mut fetched) = tokio::sync::mpsc::channel(8);
+    if live {
+        fetch(client, &fetched_tx);
+    }
     let mut watch = ResumingWatch::new(client.clone(), request);
     watch.print_notices = false;
     // The first connection is made before the screen is taken, so its failure is one
@@ -179,11 +247,21 @@ pub async fn run(client: &Client, args: Args) -> Result<(), CliError> {
             update = updates.recv() => {
                 let Some(update) = update else { break Ok(()) };
                 match update.event {
+                    Ok(WatchEvent::Metrics) => fetch(client, &fetched_tx),
                     Ok(event) => state.apply(event),
                     Err(err) => break Err(err),
                 }
                 state.connected = update.connected;
                 state.notice = update.notice;
+                dirty = true;
+            }
+            Some(answer) = fetched.recv() => {
+                if let Panel::Live { system, capacity } = &mut state.metrics {
+                    match answer {
+                        Fetched::System(answer) => *system = Some(answer),
+                        Fetched::Capacity(answer) => *capacity = Some(answer),
+                    }
+                }
                 dirty = true;
             }
             key = keys.recv() => {
@@ -324,23 +402,171 @@ pub fn render(frame: &mut Frame<'_>, state: &TopState) {
         feed,
     );
 
-    for (area, title) in [(throughput, " Throughput "), (capacity, " Capacity ")] {
-        let text = match state.metrics {
-            Panel::NotOnServer => "not available on this server",
-            Panel::NotInThisClient => "offered by the server; this pharos cannot show it yet",
-        };
-        frame.render_widget(
-            Paragraph::new(Line::styled(text, Style::new().fg(Color::DarkGray)))
-                .wrap(Wrap { trim: true })
-                .block(Block::bordered().title(title)),
-            area,
-        );
+    match &state.metrics {
+        Panel::NotOnServer => {
+            for (area, title) in [(throughput, " Throughput "), (capacity, " Capacity ")] {
+                muted(frame, area, title, "not available on this server");
+            }
+        }
+        Panel::Live {
+            system,
+            capacity: figures,
+        } => {
+            render_throughput(frame, throughput, system.as_ref());
+            render_capacity(frame, capacity, figures.as_ref());
+        }
     }
 
     frame.render_widget(
         Line::styled("q quit", Style::new().fg(Color::DarkGray)),
         footer,
     );
+}
+
+fn muted(frame: &mut Frame<'_>, area: Rect, title: &str, text: &str) {
+    frame.render_widget(
+        Paragraph::new(Line::styled(
+            text.to_owned(),
+            Style::new().fg(Color::DarkGray),
+        ))
+        .wrap(Wrap { trim: true })
+        .block(Block::bordered().title(title.to_owned())),
+        area,
+    );
+}
+
+fn latency(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "—".to_owned(),
+        Some(s) if s < 1.0 => format!("{:.1} ms", s * 1000.0),
+        Some(s) => format!("{s:.2} s"),
+    }
+}
+
+/// Calls/s now, the p50/p95/p99 line, and a sparkline of calls/s over the window.
+fn render_throughput(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    answer: Option<&Result<pb::GetSystemMetricsResponse, String>>,
+) {
+    let title = " Throughput (pharosd API) ";
+    let figures = match answer {
+        None => return muted(frame, area, title, "loading…"),
+        Some(Err(err)) => return muted(frame, area, title, err),
+        Some(Ok(f)) => f,
+    };
+    let Some(rate) = figures.requests_per_second else {
+        return muted(
+            frame,
+            area,
+            title,
+            "pharosd records its own figures every 5 s; rates need two records",
+        );
+    };
+    let block = Block::bordered().title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [text, spark] = Layout::vertical([Constraint::Length(2), Constraint::Min(1)]).areas(inner);
+    let lines = vec![
+        Line::from(format!(
+            "{rate:.1} calls/s  {:.2} errors/s",
+            figures.errors_per_second.unwrap_or(0.0)
+        )),
+        Line::from(format!(
+            "p50 {}  p95 {}  p99 {}",
+            latency(figures.latency_p50_seconds),
+            latency(figures.latency_p95_seconds),
+            latency(figures.latency_p99_seconds)
+        )),
+    ];
+    frame.render_widget(Paragraph::new(lines), text);
+    // Sparkline bars are integers: calls per second times ten keeps one decimal.
+    let data: Vec<u64> = figures
+        .throughput
+        .iter()
+        .map(|p| (p.value * 10.0).round().max(0.0) as u64)
+        .collect();
+    let shown = data.len().saturating_sub(usize::from(spark.width));
+    frame.render_widget(
+        Sparkline::default()
+            .data(&data[shown..])
+            .style(Style::new().fg(Color::Cyan)),
+        spark,
+    );
+}
+
+/// One bar each: CPU, memory, every disk, every PostgreSQL database's connections.
+fn render_capacity(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    answer: Option<&Result<pb::GetCapacityResponse, String>>,
+) {
+    let title = " Capacity ";
+    let c = match answer {
+        None => return muted(frame, area, title, "loading…"),
+        Some(Err(err)) => return muted(frame, area, title, err),
+        Some(Ok(c)) => c,
+    };
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let mut bars: Vec<(String, f64)> = Vec::new();
+    if let Some(host) = &c.host {
+        if let Some(busy) = host.cpu_busy_ratio {
+            bars.push((
+                format!("CPU {} cores, load {:.2}", host.cpu_cores, host.load1),
+                busy,
+            ));
+        }
+        let used = host.memory_total_bytes - host.memory_available_bytes;
+        bars.push((
+            format!(
+                "Memory {:.1} of {:.1} GiB",
+                gib(used),
+                gib(host.memory_total_bytes)
+            ),
+            used as f64 / host.memory_total_bytes.max(1) as f64,
+        ));
+    }
+    for d in c.disks.iter().filter(|d| d.error.is_empty()) {
+        bars.push((
+            format!(
+                "Disk {} {:.1} of {:.1} GiB",
+                d.path,
+                gib(d.used_bytes),
+                gib(d.total_bytes)
+            ),
+            d.used_bytes as f64 / d.total_bytes.max(1) as f64,
+        ));
+    }
+    for pg in c.postgres.iter().filter(|p| p.error.is_empty()) {
+        bars.push((
+            format!(
+                "{} connections {} of {}",
+                pg.check_id, pg.connections_used, pg.connections_max
+            ),
+            f64::from(pg.connections_used) / f64::from(pg.connections_max.max(1)),
+        ));
+    }
+    let block = Block::bordered().title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let rows = Layout::vertical(bars.iter().map(|_| Constraint::Length(1))).split(inner);
+    for ((label, ratio), row) in bars.iter().zip(rows.iter()) {
+        let ratio = ratio.clamp(0.0, 1.0);
+        let color = if ratio >= 0.9 {
+            Color::Red
+        } else if ratio >= 0.75 {
+            Color::Yellow
+        } else {
+            Color::Green
+        };
+        frame.render_widget(
+            Gauge::default()
+                .ratio(ratio)
+                .label(format!("{label} ({:.0}%)", ratio * 100.0))
+                .gauge_style(Style::new().fg(color).bg(Color::Black)),
+            *row,
+        );
+    }
 }
 
 /// One cell per check, `✓ project/env/check`, as many columns as fit.
@@ -502,6 +728,71 @@ mod tests {
             "{text}"
         );
         assert!(capacity_y > throughput_y);
+    }
+
+    #[test]
+    fn live_panels_show_rates_latency_and_a_bar_per_resource() {
+        let mut state = TopState::new(String::new(), Panel::live());
+        state.apply(WatchEvent::Reset);
+        state.apply(WatchEvent::Synced(1));
+        let point = |ms: i64, value: f64| pb::Point {
+            time_unix_ms: ms,
+            value,
+        };
+        state.metrics = Panel::Live {
+            system: Some(Ok(pb::GetSystemMetricsResponse {
+                requests_per_second: Some(12.5),
+                errors_per_second: Some(0.25),
+                latency_p50_seconds: Some(0.0012),
+                latency_p95_seconds: Some(0.0048),
+                latency_p99_seconds: Some(1.5),
+                throughput: vec![point(1, 10.0), point(2, 12.5)],
+                ..Default::default()
+            })),
+            capacity: Some(Ok(pb::GetCapacityResponse {
+                host: Some(pb::HostCapacity {
+                    cpu_cores: 2,
+                    cpu_busy_ratio: Some(0.5),
+                    load1: 0.75,
+                    memory_total_bytes: 8 << 30,
+                    memory_available_bytes: 2 << 30,
+                    ..Default::default()
+                }),
+                disks: vec![pb::DiskCapacity {
+                    path: "/var/lib/pharos".into(),
+                    total_bytes: 100 << 30,
+                    used_bytes: 95 << 30,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+        };
+        let mut terminal = Terminal::new(TestBackend::new(140, 24)).unwrap();
+        terminal.draw(|frame| render(frame, &state)).unwrap();
+        let lines = screen(&terminal);
+        let text = lines.join("\n");
+        assert!(text.contains("12.5 calls/s  0.25 errors/s"), "{text}");
+        assert!(
+            text.contains("p50 1.2 ms  p95 4.8 ms  p99 1.50 s"),
+            "{text}"
+        );
+        assert!(text.contains("CPU 2 cores, load 0.75 (50%)"), "{text}");
+        assert!(text.contains("Memory 6.0 of 8.0 GiB (75%)"), "{text}");
+        let (x, y) = find(&lines, "Disk /var/lib/pharos 95.0 of 100.0 GiB (95%)");
+        // A disk 95% full is drawn red.
+        let buffer = terminal.backend().buffer();
+        let filled =
+            (x..x + 40).any(|x| buffer[(x, y)].fg == Color::Red || buffer[(x, y)].bg == Color::Red);
+        assert!(filled, "{text}");
+
+        state.metrics = Panel::Live {
+            system: Some(Err("the database did not answer".into())),
+            capacity: None,
+        };
+        terminal.draw(|frame| render(frame, &state)).unwrap();
+        let text = screen(&terminal).join("\n");
+        assert!(text.contains("the database did not answer"), "{text}");
+        assert!(text.contains("loading…"), "{text}");
     }
 
     #[test]
