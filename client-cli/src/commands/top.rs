@@ -42,8 +42,8 @@ pub enum Panel {
     NotOnServer,
     /// The server offers it: the latest answers (or why they failed).
     Live {
-        system: Option<Result<pb::GetSystemMetricsResponse, String>>,
-        capacity: Option<Result<pb::GetCapacityResponse, String>>,
+        system: Option<Result<Box<pb::GetSystemMetricsResponse>, String>>,
+        capacity: Option<Result<Box<pb::GetCapacityResponse>, String>>,
     },
 }
 
@@ -72,8 +72,8 @@ fn metric_selectors() -> Vec<pb::SeriesSelector> {
 
 /// The panels' figures, fetched in the background.
 enum Fetched {
-    System(Result<pb::GetSystemMetricsResponse, String>),
-    Capacity(Result<pb::GetCapacityResponse, String>),
+    System(Result<Box<pb::GetSystemMetricsResponse>, String>),
+    Capacity(Result<Box<pb::GetCapacityResponse>, String>),
 }
 
 fn fetch(client: &Client, sender: &tokio::sync::mpsc::Sender<Fetched>) {
@@ -89,13 +89,13 @@ fn fetch(client: &Client, sender: &tokio::sync::mpsc::Sender<Fetched>) {
         let system = metrics
             .get_system_metrics(pb::GetSystemMetricsRequest::default())
             .await
-            .map(tonic::Response::into_inner)
+            .map(|r| Box::new(r.into_inner()))
             .map_err(|s| s.message().to_owned());
         let _ = sender.send(Fetched::System(system)).await;
         let capacity = metrics
             .get_capacity(pb::GetCapacityRequest {})
             .await
-            .map(tonic::Response::into_inner)
+            .map(|r| Box::new(r.into_inner()))
             .map_err(|s| s.message().to_owned());
         let _ = sender.send(Fetched::Capacity(capacity)).await;
     });
@@ -447,7 +447,7 @@ fn latency(seconds: Option<f64>) -> String {
 fn render_throughput(
     frame: &mut Frame<'_>,
     area: Rect,
-    answer: Option<&Result<pb::GetSystemMetricsResponse, String>>,
+    answer: Option<&Result<Box<pb::GetSystemMetricsResponse>, String>>,
 ) {
     let title = " Throughput (pharosd API) ";
     let figures = match answer {
@@ -499,7 +499,7 @@ fn render_throughput(
 fn render_capacity(
     frame: &mut Frame<'_>,
     area: Rect,
-    answer: Option<&Result<pb::GetCapacityResponse, String>>,
+    answer: Option<&Result<Box<pb::GetCapacityResponse>, String>>,
 ) {
     let title = " Capacity ";
     let c = match answer {
@@ -740,7 +740,7 @@ mod tests {
             value,
         };
         state.metrics = Panel::Live {
-            system: Some(Ok(pb::GetSystemMetricsResponse {
+            system: Some(Ok(Box::new(pb::GetSystemMetricsResponse {
                 requests_per_second: Some(12.5),
                 errors_per_second: Some(0.25),
                 latency_p50_seconds: Some(0.0012),
@@ -748,8 +748,8 @@ mod tests {
                 latency_p99_seconds: Some(1.5),
                 throughput: vec![point(1, 10.0), point(2, 12.5)],
                 ..Default::default()
-            })),
-            capacity: Some(Ok(pb::GetCapacityResponse {
+            }))),
+            capacity: Some(Ok(Box::new(pb::GetCapacityResponse {
                 host: Some(pb::HostCapacity {
                     cpu_cores: 2,
                     cpu_busy_ratio: Some(0.5),
@@ -765,7 +765,7 @@ mod tests {
                     ..Default::default()
                 }],
                 ..Default::default()
-            })),
+            }))),
         };
         let mut terminal = Terminal::new(TestBackend::new(140, 24)).unwrap();
         terminal.draw(|frame| render(frame, &state)).unwrap();
