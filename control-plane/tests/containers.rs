@@ -619,9 +619,10 @@ async fn tail_logs_filters_follows_and_cuts_long_lines() {
     harness.shutdown().await;
 }
 
-/// A line the engine's monitor wrote in two parts (it read "li", then "ne-2") comes back
-/// whole, with `tail` and without; following from a tail repeats nothing; a cursor says
-/// exactly where to go on.
+/// A line the engine's monitor wrote in two parts (it read "li", then, in the next
+/// second, "ne-2") comes back whole, with `tail` and without; following from a tail
+/// repeats nothing, though the engine's timestamps are whole seconds and the stream that
+/// follows starts with the second half; a cursor says exactly where to go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_keeps_lines_written_in_parts_and_following_repeats_nothing() {
     let podman = TestPodman::start().unwrap();
@@ -632,7 +633,7 @@ async fn tail_keeps_lines_written_in_parts_and_following_repeats_nothing() {
             &[
                 "sh",
                 "-c",
-                "echo line-1; printf li; sleep 0.5; echo ne-2; echo line-3; \
+                "echo line-1; printf li; sleep 1.1; echo ne-2; echo line-3; \
                  while [ ! -e /go ]; do sleep 0.05; done; echo line-4; sleep 1000",
             ],
         )

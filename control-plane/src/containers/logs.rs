@@ -31,25 +31,28 @@ pub struct LogLine {
     pub stream: LogStream,
     pub text: String,
     pub at_micros: Option<i64>,
-    /// How many lines before this one carry the same time (engines may stamp many lines
-    /// with one time: Podman's API gives whole seconds).
-    pub ordinal: u32,
+    /// Where the line ends in the engine's output: see [`Cursor`].
+    pub position: Option<Cursor>,
     pub truncated: bool,
 }
 
-/// A position in a log: a line's time and ordinal, as [`LogLine::cursor`] writes it.
+/// A position in a log: the time of the engine's record that ended a line, and how many
+/// records (or pieces of records: every newline-terminated part and every unterminated
+/// rest) came before it with that same time. Engines stamp many records with one time
+/// (Podman's API gives whole seconds), and a line written in two records has two times,
+/// so counting records, not lines, is what reads the same whether a stream starts at the
+/// log's start or at that second.
 pub type Cursor = (i64, u32);
 
 impl LogLine {
     /// The opaque position a reader hands back to go on after this line.
     pub fn cursor(&self) -> Option<String> {
-        self.at_micros.map(|at| format!("{at}-{}", self.ordinal))
+        self.position.map(|(at, n)| format!("{at}-{n}"))
     }
 
-    /// Whether the line comes after `cursor` (lines without a time always do).
-    fn is_after(&self, (time, ordinal): Cursor) -> bool {
-        self.at_micros
-            .is_none_or(|at| at > time || (at == time && self.ordinal > ordinal))
+    /// Whether the line comes after `cursor` (lines without a position always do).
+    fn is_after(&self, cursor: Cursor) -> bool {
+        self.position.is_none_or(|position| position > cursor)
     }
 }
 
@@ -93,7 +96,7 @@ pub fn tail(
             None => false,
         };
         let mut source: BoxStream<'static, Result<LogLine, String>> = if let Some(after) = query.after {
-            // From the start of the cursor's second, so ordinals count as they did.
+            // From the start of the cursor's second, so records count as they did.
             let options = options(&query, query.follow, None, Some(after.0));
             engine_lines(docker, container_id, options)
                 .filter(move |line| {
@@ -202,10 +205,10 @@ fn ring_tail(
                     return;
                 }
             };
-            if let Some(at) = line.at_micros
-                && newest.is_none_or(|(t, _)| at >= t)
+            if let Some(position) = line.position
+                && newest.is_none_or(|newest| position > newest)
             {
-                newest = Some((at, line.ordinal));
+                newest = Some(position);
             }
             if ring.len() == limit {
                 ring.pop_front();
@@ -236,7 +239,7 @@ fn ring_tail(
     }
 }
 
-/// The engine's log as lines, unfiltered, with their ordinals counted from where the
+/// The engine's log as lines, unfiltered, with their positions counted from where the
 /// stream starts (exact when it starts at a whole second: `since`, or the log's start).
 fn engine_lines(
     docker: Docker,
@@ -247,16 +250,6 @@ fn engine_lines(
         let mut output = Box::pin(docker.logs(&container_id, Some(options)));
         let mut pending = [Pending::default(), Pending::default()];
         let mut last: Option<Cursor> = None;
-        let mut number = move |mut line: LogLine| {
-            if let Some(at) = line.at_micros {
-                line.ordinal = match last {
-                    Some((t, n)) if t == at => n + 1,
-                    _ => 0,
-                };
-                last = Some((at, line.ordinal));
-            }
-            line
-        };
         while let Some(chunk) = output.next().await {
             let (stream, bytes) = match chunk {
                 Ok(LogOutput::StdOut { message }) => (LogStream::Stdout, message),
@@ -270,20 +263,42 @@ fn engine_lines(
                 }
             };
             let slot = &mut pending[stream as usize];
+            let record_at = record_time(&bytes);
             // A long line comes in parts, each with its own timestamp: keep the first.
             let bytes = if slot.bytes.is_empty() { &bytes[..] } else { strip_timestamp(&bytes) };
-            for line in split(slot, bytes) {
-                yield Ok(number(parse(stream, line)));
+            for done in split(slot, bytes) {
+                if let Some(at) = record_at {
+                    let n = match last {
+                        Some((t, n)) if t == at => n + 1,
+                        _ => 0,
+                    };
+                    last = Some((at, n));
+                }
+                if let Some(line) = done {
+                    let mut line = parse(stream, line);
+                    line.position = record_at.and(last);
+                    yield Ok(line);
+                }
             }
         }
         for (i, slot) in pending.iter_mut().enumerate() {
             if !slot.bytes.is_empty() {
                 let stream = if i == 0 { LogStream::Stdout } else { LogStream::Stderr };
                 let rest = (std::mem::take(&mut slot.bytes), slot.truncated);
-                yield Ok(number(parse(stream, rest)));
+                let mut line = parse(stream, rest);
+                line.position = last;
+                yield Ok(line);
             }
         }
     }
+}
+
+/// The time of a record that starts with "<RFC 3339 time> ".
+fn record_time(bytes: &[u8]) -> Option<i64> {
+    let space = bytes.iter().take(40).position(|b| *b == b' ')?;
+    std::str::from_utf8(&bytes[..space])
+        .ok()
+        .and_then(parse_time)
 }
 
 /// `bytes` without a leading "<RFC 3339 time> ", if it has one.
@@ -300,8 +315,9 @@ fn strip_timestamp(bytes: &[u8]) -> &[u8] {
     }
 }
 
-/// Appends `bytes` to the partial line; returns the lines it completes.
-fn split(slot: &mut Pending, bytes: &[u8]) -> Vec<(Vec<u8>, bool)> {
+/// Appends `bytes` to the partial line; one entry per piece (a newline-terminated part or
+/// an unterminated rest), with the line the piece completed.
+fn split(slot: &mut Pending, bytes: &[u8]) -> Vec<Option<(Vec<u8>, bool)>> {
     let mut done = Vec::new();
     for part in bytes.split_inclusive(|b| *b == b'\n') {
         let (content, ends) = match part.strip_suffix(b"\n") {
@@ -316,8 +332,10 @@ fn split(slot: &mut Pending, bytes: &[u8]) -> Vec<(Vec<u8>, bool)> {
             slot.bytes.extend_from_slice(content);
         }
         if ends {
-            done.push((std::mem::take(&mut slot.bytes), slot.truncated));
+            done.push(Some((std::mem::take(&mut slot.bytes), slot.truncated)));
             slot.truncated = false;
+        } else {
+            done.push(None);
         }
     }
     done
@@ -341,7 +359,7 @@ fn parse(stream: LogStream, (bytes, truncated): (Vec<u8>, bool)) -> LogLine {
         stream,
         text: text.to_owned(),
         at_micros,
-        ordinal: 0,
+        position: None,
         truncated,
     }
 }
@@ -373,16 +391,21 @@ mod tests {
     #[test]
     fn lines_are_split_across_chunks_and_cut_when_too_long() {
         let mut slot = Pending::default();
-        assert!(split(&mut slot, b"hel").is_empty());
+        assert_eq!(split(&mut slot, b"hel"), vec![None]);
         let done = split(&mut slot, b"lo\nwor");
-        assert_eq!(done, vec![(b"hello".to_vec(), false)]);
+        assert_eq!(done, vec![Some((b"hello".to_vec(), false)), None]);
         let long = vec![b'x'; MAX_LINE + 10];
-        assert!(split(&mut slot, &long).is_empty());
+        assert_eq!(split(&mut slot, &long), vec![None]);
         let done = split(&mut slot, b"\n");
-        assert_eq!(done.len(), 1);
-        assert_eq!(done[0].0.len(), MAX_LINE);
-        assert!(done[0].1);
-        assert_eq!(split(&mut slot, b"ok\n"), vec![(b"ok".to_vec(), false)]);
+        let [Some((line, truncated))] = &done[..] else {
+            panic!("{done:?}")
+        };
+        assert_eq!(line.len(), MAX_LINE);
+        assert!(truncated);
+        assert_eq!(
+            split(&mut slot, b"ok\n"),
+            vec![Some((b"ok".to_vec(), false))]
+        );
     }
 
     #[test]
@@ -409,7 +432,7 @@ mod tests {
             LogStream::Stdout,
             (b"2026-01-02T03:04:05Z x".to_vec(), false),
         );
-        line.ordinal = 2;
+        line.position = line.at_micros.map(|at| (at, 2));
         let cursor = parse_cursor(&line.cursor().unwrap()).unwrap();
         assert_eq!(cursor, (line.at_micros.unwrap(), 2));
         assert!(!line.is_after(cursor));

@@ -76,34 +76,18 @@ export function cssVar(name: string, fallback: string): string {
 }
 
 function Plot({ rows, label }: { rows: CheckResult[]; label: string }) {
-  const container = useRef<HTMLDivElement>(null);
-  const [scheme, setScheme] = useState(0);
-
-  useEffect(() => {
-    const media = window.matchMedia("(prefers-color-scheme: dark)");
-    const onChange = () => setScheme((n) => n + 1);
-    media.addEventListener("change", onChange);
-    return () => media.removeEventListener("change", onChange);
-  }, []);
-
-  useEffect(() => {
-    const el = container.current;
-    if (!el) return;
-    let chart: uPlotType | null = null;
-    let cancelled = false;
-    let observer: ResizeObserver | null = null;
-    const xs = rows.map((r) => (tsMs(r.time) ?? 0) / 1000);
-    const total = rows.map((r) => ms(r.total));
-    const failed = rows.map((r) => (r.outcome === HealthStatus.UNHEALTHY ? (ms(r.total) ?? 0) : null));
-    loadUplot().then((UPlot) => {
-      if (cancelled) return;
+  const container = useUplot(
+    (UPlot, el) => {
+      const xs = rows.map((r) => (tsMs(r.time) ?? 0) / 1000);
+      const total = rows.map((r) => ms(r.total));
+      const failed = rows.map((r) => (r.outcome === HealthStatus.UNHEALTHY ? (ms(r.total) ?? 0) : null));
       const text = cssVar("--text-muted", "#555");
       const grid = cssVar("--border", "#ddd");
       const line = cssVar("--accent", "#2563eb");
       const bad = cssVar("--bad", "#c62828");
       const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
       const options: uPlotType.Options = {
-        width: Math.max(280, el.clientWidth),
+        width: Math.max(260, el.clientWidth),
         height: 240,
         scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
         axes: [axis, { ...axis, label: "ms", values: (_u, ticks) => ticks.map((t) => `${t}`) }],
@@ -126,9 +110,43 @@ function Plot({ rows, label }: { rows: CheckResult[]; label: string }) {
           },
         ],
       };
-      chart = new UPlot(options, [xs, total, failed] as uPlotType.AlignedData, el);
+      return new UPlot(options, [xs, total, failed] as uPlotType.AlignedData, el);
+    },
+    240,
+    [rows],
+  );
+  return <div class="chart" ref={container} role="img" aria-label={label} />;
+}
+
+/**
+ * A uPlot chart in a container: built by `make` once uPlot is loaded, again when `deps`
+ * or the colour scheme change (colours are read from CSS), resized with the container,
+ * destroyed on unmount. Returns the container's ref.
+ */
+export function useUplot(
+  make: (UPlot: typeof uPlotType, el: HTMLDivElement) => uPlotType,
+  height: number,
+  deps: unknown[],
+) {
+  const container = useRef<HTMLDivElement>(null);
+  const [scheme, setScheme] = useState(0);
+  useEffect(() => {
+    const media = window.matchMedia("(prefers-color-scheme: dark)");
+    const onChange = () => setScheme((n) => n + 1);
+    media.addEventListener("change", onChange);
+    return () => media.removeEventListener("change", onChange);
+  }, []);
+  useEffect(() => {
+    const el = container.current;
+    if (!el) return;
+    let chart: uPlotType | null = null;
+    let cancelled = false;
+    let observer: ResizeObserver | null = null;
+    loadUplot().then((UPlot) => {
+      if (cancelled) return;
+      chart = make(UPlot, el);
       observer = new ResizeObserver(() => {
-        if (chart && el.clientWidth > 0) chart.setSize({ width: Math.max(280, el.clientWidth), height: 240 });
+        if (chart && el.clientWidth > 0) chart.setSize({ width: Math.max(260, el.clientWidth), height });
       });
       observer.observe(el);
     });
@@ -137,7 +155,6 @@ function Plot({ rows, label }: { rows: CheckResult[]; label: string }) {
       observer?.disconnect();
       chart?.destroy();
     };
-  }, [rows, scheme]);
-
-  return <div class="chart" ref={container} role="img" aria-label={label} />;
+  }, [...deps, scheme]);
+  return container;
 }

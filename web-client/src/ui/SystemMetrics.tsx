@@ -3,7 +3,6 @@
 // metrics topic for the series behind them, and each new point there (pharosd records
 // its own figures every 5 s, capacity every 10 s) refetches the panel: no timer polls.
 
-import { useEffect, useRef, useState } from "preact/hooks";
 import type uPlotType from "uplot";
 import { metrics } from "../api/client";
 import type { GetCapacityResponse, GetSystemMetricsResponse, Point } from "../gen/pharos/v1/metrics_pb";
@@ -11,7 +10,7 @@ import type { MetricSelector, WatchStore } from "../stream";
 import { RpcError, Section } from "./common";
 import { formatClock, tsMs } from "./format";
 import { useRpc } from "./hooks";
-import { cssVar, loadUplot } from "./LatencyChart";
+import { cssVar, useUplot } from "./LatencyChart";
 
 /** The series whose new points refresh the panels (see SystemPage's Watch spec). */
 export const THROUGHPUT_SERIES: MetricSelector = { name: "pharos_rpc_unary_duration_seconds:p95", labels: { target: "pharosd" } };
@@ -26,6 +25,7 @@ function newestPoint(store: WatchStore, selector: MetricSelector): string {
 
 /** The span the charts show, in seconds: GetSystemMetrics' default window. */
 const WINDOW_S = 15 * 60;
+const CHART_HEIGHT = 180;
 
 function bytes(n: bigint | number): string {
   const v = Number(n);
@@ -114,38 +114,24 @@ interface Line {
 
 /** Several series over time in one uPlot chart (points aligned on the first's times). */
 function LineChart({ label, unit, lines, scale = 1 }: { label: string; unit: string; lines: Line[]; scale?: number }) {
-  const container = useRef<HTMLDivElement>(null);
-  const [scheme, setScheme] = useState(0);
-  useEffect(() => {
-    const media = window.matchMedia("(prefers-color-scheme: dark)");
-    const onChange = () => setScheme((n) => n + 1);
-    media.addEventListener("change", onChange);
-    return () => media.removeEventListener("change", onChange);
-  }, []);
-  useEffect(() => {
-    const el = container.current;
-    if (!el) return;
-    let chart: uPlotType | null = null;
-    let cancelled = false;
-    let observer: ResizeObserver | null = null;
-    const times = [...new Set(lines.flatMap((l) => l.points.map((p) => Number(p.timeUnixMs))))].sort((a, b) => a - b);
-    const windowEnd = Math.max(Date.now(), times[times.length - 1] ?? 0);
-    const data = [
-      times.map((t) => t / 1000),
-      ...lines.map((l) => {
-        const at = new Map(l.points.map((p) => [Number(p.timeUnixMs), p.value * scale]));
-        return times.map((t) => at.get(t) ?? null);
-      }),
-    ];
-    loadUplot().then((UPlot) => {
-      if (cancelled) return;
+  const container = useUplot(
+    (UPlot, el) => {
+      const times = [...new Set(lines.flatMap((l) => l.points.map((p) => Number(p.timeUnixMs))))].sort((a, b) => a - b);
+      const windowEnd = Math.max(Date.now(), times[times.length - 1] ?? 0);
+      const data = [
+        times.map((t) => t / 1000),
+        ...lines.map((l) => {
+          const at = new Map(l.points.map((p) => [Number(p.timeUnixMs), p.value * scale]));
+          return times.map((t) => at.get(t) ?? null);
+        }),
+      ];
       const text = cssVar("--text-muted", "#555");
       const grid = cssVar("--border", "#ddd");
       const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
-      chart = new UPlot(
+      return new UPlot(
         {
           width: Math.max(260, el.clientWidth),
-          height: 180,
+          height: CHART_HEIGHT,
           // The whole window, however few points there are yet.
           scales: {
             x: { time: true, range: () => [windowEnd / 1000 - WINDOW_S, windowEnd / 1000] },
@@ -157,17 +143,10 @@ function LineChart({ label, unit, lines, scale = 1 }: { label: string; unit: str
         data as uPlotType.AlignedData,
         el,
       );
-      observer = new ResizeObserver(() => {
-        if (chart && el.clientWidth > 0) chart.setSize({ width: Math.max(260, el.clientWidth), height: 180 });
-      });
-      observer.observe(el);
-    });
-    return () => {
-      cancelled = true;
-      observer?.disconnect();
-      chart?.destroy();
-    };
-  }, [lines, scheme, scale, unit]);
+    },
+    CHART_HEIGHT,
+    [lines, scale, unit],
+  );
   return <div class="chart" ref={container} role="img" aria-label={label} />;
 }
 
