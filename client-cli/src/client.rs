@@ -59,6 +59,15 @@ impl CliError {
             Code::Unavailable => {
                 CliError::Unreachable(format!("cannot reach pharosd at {server}: {message}"))
             }
+            // A connection that broke under the call (the server went away mid-request).
+            Code::Unknown if std::error::Error::source(status).is_some() => {
+                let cause = std::error::Error::source(status)
+                    .map(|source| format!(" ({source})"))
+                    .unwrap_or_default();
+                CliError::Unreachable(format!(
+                    "lost the connection to pharosd at {server}: {message}{cause}"
+                ))
+            }
             Code::Unauthenticated | Code::PermissionDenied => CliError::Auth(message),
             Code::Unimplemented => CliError::Unsupported(format!(
                 "not available on this server (pharosd at {server} does not offer it): {message}"

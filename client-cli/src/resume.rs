@@ -178,10 +178,10 @@ impl ResumingWatch {
             Err(status) if status.metadata().get(RESYNC_TRAILER).is_some() => {
                 Err(Attempt::Resync(status.message().to_owned()))
             }
-            Err(status) if status.code() == Code::Unavailable => {
-                Err(Attempt::Retry(self.client.error(&status)))
-            }
-            Err(status) => Err(Attempt::Fatal(self.client.error(&status))),
+            Err(status) => match self.client.error(&status) {
+                err @ CliError::Unreachable(_) => Err(Attempt::Retry(err)),
+                err => Err(Attempt::Fatal(err)),
+            },
         }
     }
 }

@@ -187,6 +187,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         metric_store.clone(),
     );
     let health_state_for_metrics = health_state.clone();
+    let alert_evaluator = crate::metrics::alerts::AlertEvaluator::new(
+        view.clone(),
+        metric_store.clone(),
+        health_state.clone(),
+        writer_handle.clone(),
+    );
+    let kpi_statuses = crate::metrics::kpi::KpiStatuses::default();
+    let aggregates = crate::metrics::aggregates::Aggregates {
+        view: view.clone(),
+        health: health_state.clone(),
+        containers: containers.clone(),
+        firing: alert_evaluator.firing(),
+        kpis: kpi_statuses.clone(),
+        events: crate::events::EventHistory::new(db.clone()),
+    };
     let collectors = CancellationToken::new();
     let mut tasks = vec![
         (
@@ -242,11 +257,24 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         ),
         (
             "alert-rules",
+            tokio::spawn(alert_evaluator.run(collectors.clone())),
+        ),
+        (
+            "sql-kpis",
+            tokio::spawn(crate::metrics::kpi::run(
+                view.clone(),
+                metric_store.clone(),
+                writer_handle.clone(),
+                kpi_statuses.clone(),
+                collectors.clone(),
+            )),
+        ),
+        (
+            "anomaly-detectors",
             tokio::spawn(
-                crate::metrics::alerts::AlertEvaluator::new(
+                crate::metrics::anomaly::AnomalyWatcher::new(
                     view.clone(),
                     metric_store.clone(),
-                    health_state_for_metrics.clone(),
                     writer_handle.clone(),
                 )
                 .run(collectors.clone()),
@@ -321,7 +349,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .add_service(
             pharos_proto::v1::metrics_service_server::MetricsServiceServer::new(
                 crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone())
-                    .with_capacity(capacity),
+                    .with_capacity(capacity)
+                    .with_aggregates(aggregates),
             ),
         )
         .add_service(

@@ -8,6 +8,7 @@ use pharos_proto::v1::metrics_service_server::MetricsService;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
+use crate::metrics::aggregates::Aggregates;
 use crate::metrics::scrape::TargetStatuses;
 use crate::metrics::store::{Labels, MetricStore, SeriesSelector, Source, now_ms};
 
@@ -20,6 +21,7 @@ pub struct MetricsApi {
     store: Arc<MetricStore>,
     targets: TargetStatuses,
     capacity: Option<crate::capacity::Latest>,
+    aggregates: Option<Aggregates>,
 }
 
 impl MetricsApi {
@@ -28,7 +30,26 @@ impl MetricsApi {
             store,
             targets,
             capacity: None,
+            aggregates: None,
         }
+    }
+
+    /// Serves GetAggregates, and QueryRange from the catalog's Prometheus backends.
+    pub fn with_aggregates(mut self, aggregates: Aggregates) -> MetricsApi {
+        self.aggregates = Some(aggregates);
+        self
+    }
+
+    /// The Prometheus backend that claims series `name`, if any.
+    fn backend_for(&self, name: &str) -> Option<crate::domain::PrometheusBackend> {
+        let aggregates = self.aggregates.as_ref()?;
+        let view = aggregates.view.borrow();
+        view.catalog
+            .metrics
+            .prometheus_backends
+            .iter()
+            .find(|backend| backend.serves(name))
+            .cloned()
     }
 
     /// Serves GetCapacity from the sampler's latest snapshot.
@@ -116,13 +137,20 @@ impl MetricsService for MetricsApi {
             name: selector.name,
             labels: selector.labels.into_iter().collect(),
         };
-        let series = self
-            .store
-            .query_range(&selector, start_ms, end_ms, step_ms)
+        let series = match self.backend_for(&selector.name) {
+            Some(backend) => crate::metrics::prometheus::query_range(
+                &backend, &selector, start_ms, end_ms, step_ms,
+            )
             .await
-            .map_err(|err| {
-                Status::unavailable(format!("the metrics database did not answer: {err}"))
-            })?;
+            .map_err(Status::unavailable)?,
+            None => self
+                .store
+                .query_range(&selector, start_ms, end_ms, step_ms)
+                .await
+                .map_err(|err| {
+                    Status::unavailable(format!("the metrics database did not answer: {err}"))
+                })?,
+        };
         let total: usize = series.iter().map(|s| s.points.len()).sum();
         if total > MAX_POINTS {
             return Err(Status::resource_exhausted(format!(
@@ -146,6 +174,7 @@ impl MetricsService for MetricsApi {
                     source: match series.source {
                         Source::Memory => pb::SeriesSource::Memory,
                         Source::Rollups => pb::SeriesSource::Rollups,
+                        Source::Prometheus => pb::SeriesSource::Prometheus,
                     } as i32,
                 })
                 .collect(),
@@ -390,6 +419,41 @@ impl MetricsService for MetricsApi {
                     over_series_limit: s.problems.over_series_limit,
                     first_problem: s.problems.first.unwrap_or_default(),
                     rejected_series: s.rejected,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_aggregates(
+        &self,
+        _request: Request<pb::GetAggregatesRequest>,
+    ) -> Result<Response<pb::GetAggregatesResponse>, Status> {
+        let Some(aggregates) = &self.aggregates else {
+            return Err(Status::unimplemented(
+                "this server was started without platform totals",
+            ));
+        };
+        let groups = aggregates.read().await;
+        Ok(Response::new(pb::GetAggregatesResponse {
+            time: Some(convert::timestamp(now_ms() * 1000)),
+            groups: groups
+                .into_iter()
+                .map(|group| pb::AggregateGroup {
+                    name: group.name,
+                    values: group
+                        .values
+                        .into_iter()
+                        .map(|(name, labels, value)| pb::AggregateValue {
+                            name,
+                            labels: labels.into_iter().collect(),
+                            value,
+                        })
+                        .collect(),
+                    updated: group.updated_ms.map(|ms| convert::timestamp(ms * 1000)),
+                    error: group.error.unwrap_or_default(),
+                    notes: group.notes,
+                    project_id: group.project_id.unwrap_or_default(),
+                    environment: group.environment.unwrap_or_default(),
                 })
                 .collect(),
         }))

@@ -8,9 +8,9 @@ mod convert;
 mod error;
 mod events;
 mod export;
-mod health;
+pub mod health;
 mod live_metrics;
-mod metrics;
+pub mod metrics;
 mod session;
 mod watch;
 

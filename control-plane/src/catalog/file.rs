@@ -18,6 +18,14 @@ pub struct CatalogFile {
     pub alert_rules: Vec<crate::metrics::catalog::AlertRuleFile>,
     #[serde(default)]
     pub webhooks: Vec<crate::metrics::catalog::WebhookFile>,
+    #[serde(default)]
+    pub alertmanagers: Vec<crate::metrics::catalog::AlertmanagerFile>,
+    #[serde(default)]
+    pub kpis: Vec<crate::metrics::catalog::KpiFile>,
+    #[serde(default)]
+    pub anomaly_detectors: Vec<crate::metrics::catalog::AnomalyDetectorFile>,
+    #[serde(default)]
+    pub prometheus_backends: Vec<crate::metrics::catalog::PrometheusBackendFile>,
 }
 
 #[derive(Debug, Deserialize)]

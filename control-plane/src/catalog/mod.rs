@@ -1,7 +1,7 @@
 //! The catalog: loaded from a YAML file, validated with precise errors, synced into the
 //! database and the journal, and reloaded when the file changes.
 
-mod file;
+pub mod file;
 pub(crate) mod locate;
 pub(crate) mod sync;
 mod validate;

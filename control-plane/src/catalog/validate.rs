@@ -168,12 +168,7 @@ pub fn validate(file: CatalogFile) -> Result<Catalog, Issues> {
         });
     }
 
-    catalog.metrics = crate::metrics::catalog::validate(
-        &file.scrape_targets,
-        &file.alert_rules,
-        &file.webhooks,
-        &mut issues,
-    );
+    catalog.metrics = crate::metrics::catalog::validate(&file, &mut issues);
 
     if issues.is_empty() {
         Ok(catalog)

@@ -5,12 +5,17 @@ use std::time::Duration;
 
 use super::Severity;
 
-/// Everything under the catalog's `scrape_targets`, `alert_rules` and `webhooks`.
+/// Everything under the catalog's metrics sections: `scrape_targets`, `alert_rules`,
+/// `webhooks`, `alertmanagers`, `kpis`, `anomaly_detectors` and `prometheus_backends`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetricsCatalog {
     pub scrape_targets: Vec<ScrapeTarget>,
     pub alert_rules: Vec<AlertRule>,
     pub webhooks: Vec<Webhook>,
+    pub alertmanagers: Vec<Alertmanager>,
+    pub kpis: Vec<Kpi>,
+    pub anomaly_detectors: Vec<AnomalyDetector>,
+    pub prometheus_backends: Vec<PrometheusBackend>,
 }
 
 /// A Prometheus text / OpenMetrics endpoint scraped every `interval`.
@@ -93,5 +98,86 @@ impl std::fmt::Debug for Webhook {
             .field("url", &self.url)
             .field("secret", &"<redacted>")
             .finish()
+    }
+}
+
+/// An Alertmanager (API v2) that receives every alert: `POST <url>/api/v2/alerts`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alertmanager {
+    pub name: String,
+    /// The base URL, such as `http://alertmanager:9093`.
+    pub url: String,
+    pub timeout: Duration,
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+}
+
+/// A read-only SQL query run every `interval` against a PostgreSQL database; each row's
+/// numeric columns become gauges named after the column, labelled with `kpi="<name>"`
+/// and the row's text columns.
+#[derive(Clone, PartialEq)]
+pub struct Kpi {
+    pub name: String,
+    pub dsn: String,
+    pub query: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub project_id: Option<String>,
+    pub environment: Option<String>,
+}
+
+impl std::fmt::Debug for Kpi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kpi")
+            .field("name", &self.name)
+            .field("dsn", &crate::storage::redact(&self.dsn))
+            .field("query", &self.query)
+            .finish()
+    }
+}
+
+/// Watches the series a selector matches and raises `anomaly.detected` when a new value
+/// scores beyond `threshold`, `anomaly.cleared` when values score within it again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnomalyDetector {
+    pub name: String,
+    pub metric: String,
+    pub labels: BTreeMap<String, String>,
+    pub method: AnomalyMethod,
+    pub threshold: f64,
+    /// Values scored against fewer earlier values than this are not judged.
+    pub min_samples: usize,
+    pub severity: Severity,
+    pub project_id: Option<String>,
+    pub environment: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AnomalyMethod {
+    /// `0.6745 * (x - median) / MAD` over the values of the last `window`.
+    RobustZ { window: Duration },
+    /// `(x - mean) / stddev`, both exponentially weighted with `alpha`.
+    Ewma { alpha: f64 },
+}
+
+/// An existing Prometheus whose TSDB answers `QueryRange` for the series it names, read
+/// through its HTTP API (`/api/v1/query_range`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrometheusBackend {
+    pub name: String,
+    pub url: String,
+    pub timeout: Duration,
+    /// Series names, or prefixes ending in `*`.
+    pub series: Vec<String>,
+}
+
+impl PrometheusBackend {
+    pub fn serves(&self, name: &str) -> bool {
+        self.series
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => pattern == name,
+            })
     }
 }

@@ -17,5 +17,8 @@ pub use container::{
     Container, ContainerHealth, ContainerState, ContainerStats, EngineState, EngineStatus,
 };
 mod operation;
-pub use metrics::{AlertCondition, AlertRule, Comparison, MetricsCatalog, ScrapeTarget, Webhook};
+pub use metrics::{
+    AlertCondition, AlertRule, Alertmanager, AnomalyDetector, AnomalyMethod, Comparison, Kpi,
+    MetricsCatalog, PrometheusBackend, ScrapeTarget, Webhook,
+};
 pub use operation::{Operation, OperationKind, OperationState, OperationStep, StepState};

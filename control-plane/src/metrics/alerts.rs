@@ -6,6 +6,12 @@
 //! Webhook deliveries are JSON, signed with HMAC-SHA256 (header
 //! `X-Pharos-Signature: sha256=<hex>`), retried with exponential backoff; a delivery
 //! that fails every attempt is a `notification.failed` event.
+//!
+//! Alertmanagers (API v2) receive the same alerts as `POST <url>/api/v2/alerts`: labels
+//! `alertname`, `severity`, `project`, `environment`, `source="pharos"`, the message as
+//! the `summary` annotation. A firing alert carries no `endsAt` and is sent again every
+//! minute, as Alertmanager expects (it resolves an alert not heard of for its
+//! `resolve_timeout`); the resolution is sent with `endsAt`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,12 +25,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::store::{MetricStore, SeriesSelector, now_ms};
 use crate::catalog::CatalogView;
-use crate::domain::{AlertCondition, AlertRule, Event, Severity, Webhook};
+use crate::domain::{AlertCondition, AlertRule, Alertmanager, Event, Severity, Webhook};
 use crate::health::engine::SharedHealth;
 use crate::journal::{Change, WriterHandle};
 
 const EVALUATE_EVERY: Duration = Duration::from_millis(500);
 const STALE_AFTER_MS: i64 = 5 * 60_000;
+/// How often a firing alert is sent to Alertmanagers again.
+const ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
 pub const SIGNATURE_HEADER: &str = "x-pharos-signature";
 
 /// HMAC-SHA256 (RFC 2104) of `message` under `key`.
@@ -48,8 +56,23 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 #[derive(Clone, Debug, PartialEq)]
 enum State {
     Inactive,
-    Pending { since: Instant },
-    Firing { since_ms: i64, event_id: String },
+    Pending {
+        since: Instant,
+    },
+    Firing {
+        since_ms: i64,
+        event_id: String,
+        /// The Alertmanager payload, and when it was last sent.
+        alertmanager_body: Arc<String>,
+        sent: Instant,
+    },
+}
+
+/// The receivers of a catalog: webhooks and Alertmanagers.
+#[derive(Clone, Default)]
+struct Receivers {
+    webhooks: Vec<Webhook>,
+    alertmanagers: Vec<Alertmanager>,
 }
 
 /// What made a condition hold.
@@ -65,6 +88,7 @@ pub struct AlertEvaluator {
     writer: WriterHandle,
     states: HashMap<String, (AlertRule, State)>,
     deliveries: JoinSet<()>,
+    firing: super::aggregates::FiringAlerts,
 }
 
 impl AlertEvaluator {
@@ -81,7 +105,13 @@ impl AlertEvaluator {
             writer,
             states: HashMap::new(),
             deliveries: JoinSet::new(),
+            firing: Default::default(),
         }
+    }
+
+    /// The alerts firing now, kept current by [`AlertEvaluator::run`].
+    pub fn firing(&self) -> super::aggregates::FiringAlerts {
+        self.firing.clone()
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
@@ -140,11 +170,15 @@ impl AlertEvaluator {
     }
 
     async fn evaluate(&mut self) {
-        let (rules, webhooks) = {
+        let (rules, receivers) = {
             let view = self.view.borrow();
+            let metrics = &view.catalog.metrics;
             (
-                view.catalog.metrics.alert_rules.clone(),
-                view.catalog.metrics.webhooks.clone(),
+                metrics.alert_rules.clone(),
+                Receivers {
+                    webhooks: metrics.webhooks.clone(),
+                    alertmanagers: metrics.alertmanagers.clone(),
+                },
             )
         };
         // Rules removed or changed start over (a firing one is resolved first).
@@ -154,15 +188,19 @@ impl AlertEvaluator {
                 .iter()
                 .any(|r| r.name == name && self.states[&name].0 == *r);
             if !keep
-                && let Some((rule, State::Firing { since_ms, event_id })) =
-                    self.states.remove(&name)
+                && let Some((
+                    rule,
+                    State::Firing {
+                        since_ms, event_id, ..
+                    },
+                )) = self.states.remove(&name)
             {
                 self.resolve(
                     &rule,
                     since_ms,
                     &event_id,
                     "rule changed or removed",
-                    &webhooks,
+                    &receivers,
                 )
                 .await;
             } else if !keep {
@@ -179,28 +217,63 @@ impl AlertEvaluator {
             let next = match (state, finding) {
                 (State::Inactive, None) => State::Inactive,
                 (State::Inactive, Some(finding)) if rule.for_duration.is_zero() => {
-                    self.fire(&rule, &finding, &webhooks).await
+                    self.fire(&rule, &finding, &receivers).await
                 }
                 (State::Inactive, Some(_)) => State::Pending {
                     since: Instant::now(),
                 },
                 (State::Pending { since }, Some(finding)) => {
                     if since.elapsed() >= rule.for_duration {
-                        self.fire(&rule, &finding, &webhooks).await
+                        self.fire(&rule, &finding, &receivers).await
                     } else {
                         State::Pending { since }
                     }
                 }
                 (State::Pending { .. }, None) => State::Inactive,
-                (firing @ State::Firing { .. }, Some(_)) => firing,
-                (State::Firing { since_ms, event_id }, None) => {
-                    self.resolve(&rule, since_ms, &event_id, "condition cleared", &webhooks)
+                (
+                    State::Firing {
+                        since_ms,
+                        event_id,
+                        alertmanager_body,
+                        sent,
+                    },
+                    Some(_),
+                ) => {
+                    let sent = if sent.elapsed() >= ALERTMANAGER_RESEND {
+                        self.send_to_alertmanagers(&rule, &alertmanager_body, &receivers);
+                        Instant::now()
+                    } else {
+                        sent
+                    };
+                    State::Firing {
+                        since_ms,
+                        event_id,
+                        alertmanager_body,
+                        sent,
+                    }
+                }
+                (
+                    State::Firing {
+                        since_ms, event_id, ..
+                    },
+                    None,
+                ) => {
+                    self.resolve(&rule, since_ms, &event_id, "condition cleared", &receivers)
                         .await;
                     State::Inactive
                 }
             };
             self.states.insert(rule.name.clone(), (rule, next));
         }
+        let firing = self
+            .states
+            .iter()
+            .filter_map(|(name, (rule, state))| match state {
+                State::Firing { since_ms, .. } => Some((name.clone(), (rule.severity, *since_ms))),
+                _ => None,
+            })
+            .collect();
+        *self.firing.lock().unwrap_or_else(|p| p.into_inner()) = firing;
     }
 
     fn describe(rule: &AlertRule, finding: Option<&Finding>) -> String {
@@ -222,7 +295,7 @@ impl AlertEvaluator {
         }
     }
 
-    async fn fire(&mut self, rule: &AlertRule, finding: &Finding, webhooks: &[Webhook]) -> State {
+    async fn fire(&mut self, rule: &AlertRule, finding: &Finding, receivers: &Receivers) -> State {
         let since_ms = now_ms();
         let description = Self::describe(rule, Some(finding));
         let mut attributes = BTreeMap::from([
@@ -246,17 +319,22 @@ impl AlertEvaluator {
             attributes,
         };
         let event_id = event.id.clone();
-        self.notify(
+        let alertmanager_body = self.notify(
             rule,
             "firing",
             &event,
             finding.value,
             since_ms,
             None,
-            webhooks,
+            receivers,
         );
         self.journal(event).await;
-        State::Firing { since_ms, event_id }
+        State::Firing {
+            since_ms,
+            event_id,
+            alertmanager_body,
+            sent: Instant::now(),
+        }
     }
 
     async fn resolve(
@@ -265,7 +343,7 @@ impl AlertEvaluator {
         since_ms: i64,
         fired_event: &str,
         why: &str,
-        webhooks: &[Webhook],
+        receivers: &Receivers,
     ) {
         let event = Event {
             id: super::event_id("alert.resolved"),
@@ -292,7 +370,7 @@ impl AlertEvaluator {
             None,
             since_ms,
             Some(now_ms()),
-            webhooks,
+            receivers,
         );
         self.journal(event).await;
     }
@@ -303,6 +381,7 @@ impl AlertEvaluator {
         }
     }
 
+    /// Sends the alert to every receiver; returns the Alertmanager payload.
     #[allow(clippy::too_many_arguments)]
     fn notify(
         &mut self,
@@ -312,8 +391,8 @@ impl AlertEvaluator {
         value: Option<f64>,
         started_ms: i64,
         ended_ms: Option<i64>,
-        webhooks: &[Webhook],
-    ) {
+        receivers: &Receivers,
+    ) -> Arc<String> {
         let threshold = match &rule.condition {
             AlertCondition::Metric { threshold, .. } => Some(*threshold),
             AlertCondition::Health { .. } => None,
@@ -321,7 +400,7 @@ impl AlertEvaluator {
         let body = json!({
             "status": status,
             "alert": rule.name,
-            "severity": severity_name(rule.severity),
+            "severity": rule.severity.as_str(),
             "message": event.message,
             "value": value,
             "threshold": threshold,
@@ -333,10 +412,42 @@ impl AlertEvaluator {
             "event_id": event.id,
         })
         .to_string();
-        for hook in webhooks {
+        for hook in &receivers.webhooks {
+            let signature = format!(
+                "sha256={}",
+                hex::encode(hmac_sha256(hook.secret.as_bytes(), body.as_bytes()))
+            );
             self.deliveries.spawn(deliver(
-                hook.clone(),
+                Receiver {
+                    kind: "webhook",
+                    name: hook.name.clone(),
+                    url: hook.url.clone(),
+                    signature: Some(signature),
+                    timeout: hook.timeout,
+                    max_attempts: hook.max_attempts,
+                },
                 body.clone(),
+                rule.clone(),
+                self.writer.clone(),
+            ));
+        }
+        let alertmanager_body = Arc::new(alertmanager_payload(rule, event, started_ms, ended_ms));
+        self.send_to_alertmanagers(rule, &alertmanager_body, receivers);
+        alertmanager_body
+    }
+
+    fn send_to_alertmanagers(&mut self, rule: &AlertRule, body: &Arc<String>, to: &Receivers) {
+        for manager in &to.alertmanagers {
+            self.deliveries.spawn(deliver(
+                Receiver {
+                    kind: "alertmanager",
+                    name: manager.name.clone(),
+                    url: format!("{}/api/v2/alerts", manager.url),
+                    signature: None,
+                    timeout: manager.timeout,
+                    max_attempts: manager.max_attempts,
+                },
+                body.to_string(),
                 rule.clone(),
                 self.writer.clone(),
             ));
@@ -344,32 +455,66 @@ impl AlertEvaluator {
     }
 }
 
-fn severity_name(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Error => "error",
-        Severity::Critical => "critical",
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One alert in Alertmanager's v2 `postableAlerts` form.
+fn alertmanager_payload(
+    rule: &AlertRule,
+    event: &Event,
+    started_ms: i64,
+    ended_ms: Option<i64>,
+) -> String {
+    let mut labels = serde_json::Map::new();
+    labels.insert("alertname".into(), rule.name.clone().into());
+    labels.insert("severity".into(), rule.severity.as_str().into());
+    labels.insert("source".into(), "pharos".into());
+    if let Some(project) = &rule.project_id {
+        labels.insert("project".into(), project.clone().into());
     }
+    if let Some(environment) = &rule.environment {
+        labels.insert("environment".into(), environment.clone().into());
+    }
+    let mut alert = json!({
+        "labels": labels,
+        "annotations": { "summary": event.message },
+        "startsAt": rfc3339(started_ms),
+    });
+    if let Some(ended) = ended_ms {
+        alert["endsAt"] = rfc3339(ended).into();
+    }
+    json!([alert]).to_string()
+}
+
+/// Where a delivery goes.
+struct Receiver {
+    /// `webhook` or `alertmanager`.
+    kind: &'static str,
+    name: String,
+    url: String,
+    /// The `X-Pharos-Signature` header's value, for webhooks.
+    signature: Option<String>,
+    timeout: Duration,
+    max_attempts: u32,
 }
 
 /// POSTs `body` with retries (250 ms, doubling, at most 5 s apart); a delivery that
 /// fails every attempt is journaled as `notification.failed`.
-async fn deliver(hook: Webhook, body: String, rule: AlertRule, writer: WriterHandle) {
-    let signature = format!(
-        "sha256={}",
-        hex::encode(hmac_sha256(hook.secret.as_bytes(), body.as_bytes()))
-    );
+async fn deliver(hook: Receiver, body: String, rule: AlertRule, writer: WriterHandle) {
+    let mut headers = vec![("content-type", "application/json".to_owned())];
+    if let Some(signature) = &hook.signature {
+        headers.push((SIGNATURE_HEADER, signature.clone()));
+    }
     let mut backoff = Duration::from_millis(250);
     let mut last_error = String::new();
     for attempt in 1..=hook.max_attempts {
         let result = super::http::send(
             "POST",
             &hook.url,
-            &[
-                ("content-type", "application/json".to_owned()),
-                (SIGNATURE_HEADER, signature.clone()),
-            ],
+            &headers,
             body.clone().into_bytes(),
             hook.timeout,
             64 * 1024,
@@ -377,10 +522,16 @@ async fn deliver(hook: Webhook, body: String, rule: AlertRule, writer: WriterHan
         .await;
         match result {
             Ok(response) if (200..300).contains(&response.status) => return,
-            Ok(response) => last_error = format!("HTTP status {}", response.status),
+            Ok(response) => {
+                last_error = format!(
+                    "HTTP status {}: {}",
+                    response.status,
+                    String::from_utf8_lossy(&response.body[..response.body.len().min(200)]).trim()
+                )
+            }
             Err(err) => last_error = err,
         }
-        tracing::warn!(webhook = %hook.name, attempt, error = %last_error, "webhook delivery failed");
+        tracing::warn!(receiver = %hook.name, kind = hook.kind, attempt, error = %last_error, "alert delivery failed");
         if attempt < hook.max_attempts {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -391,14 +542,14 @@ async fn deliver(hook: Webhook, body: String, rule: AlertRule, writer: WriterHan
         kind: "notification.failed".to_owned(),
         severity: Severity::Error,
         message: format!(
-            "webhook {} ({}) failed {} attempt(s) for alert {}: {last_error}",
-            hook.name, hook.url, hook.max_attempts, rule.name
+            "{} {} ({}) failed {} attempt(s) for alert {}: {last_error}",
+            hook.kind, hook.name, hook.url, hook.max_attempts, rule.name
         ),
         source: "alerts".to_owned(),
         project_id: rule.project_id.clone(),
         environment: rule.environment.clone(),
         attributes: BTreeMap::from([
-            ("webhook".to_owned(), hook.name.clone()),
+            (hook.kind.to_owned(), hook.name.clone()),
             ("alert".to_owned(), rule.name.clone()),
         ]),
     };

@@ -1,13 +1,16 @@
-//! The catalog's `scrape_targets`, `alert_rules` and `webhooks` sections: file structs
-//! and their validation into [`MetricsCatalog`].
+//! The catalog's metrics sections (`scrape_targets`, `alert_rules`, `webhooks`,
+//! `alertmanagers`, `kpis`, `anomaly_detectors`, `prometheus_backends`): file structs and
+//! their validation into [`MetricsCatalog`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::catalog::file::CatalogFile;
 use crate::domain::{
-    AlertCondition, AlertRule, Comparison, MetricsCatalog, ScrapeTarget, Severity, Webhook,
+    AlertCondition, AlertRule, Alertmanager, AnomalyDetector, AnomalyMethod, Comparison, Kpi,
+    MetricsCatalog, PrometheusBackend, ScrapeTarget, Severity, Webhook,
 };
 
 #[derive(Debug, Deserialize)]
@@ -63,7 +66,122 @@ pub struct WebhookFile {
     pub max_attempts: Option<u32>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerFile {
+    pub name: String,
+    /// The base URL; alerts go to `<url>/api/v2/alerts`.
+    pub url: String,
+    pub timeout: Option<String>,
+    /// Attempts in all (default 4), with exponential backoff between them.
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KpiFile {
+    pub name: String,
+    /// A `postgres://` DSN, inline ...
+    pub dsn: Option<String>,
+    /// ... or the name of an environment variable that holds it.
+    pub dsn_env: Option<String>,
+    /// One read-only statement; numeric columns become gauges, text columns labels.
+    pub query: String,
+    /// Such as `30s` (default 1 m).
+    pub interval: Option<String>,
+    /// Such as `5s` (default 10 s, at most the interval).
+    pub timeout: Option<String>,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyDetectorFile {
+    pub name: String,
+    pub metric: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `robust_z` (default) or `ewma`.
+    pub method: Option<String>,
+    /// For `robust_z`: the values a new one is compared with (default 10m).
+    pub window: Option<String>,
+    /// For `ewma`: the weight of each new value, in (0, 1) (default 0.1).
+    pub alpha: Option<f64>,
+    /// The score beyond which a value is anomalous (default 3.5).
+    pub threshold: Option<f64>,
+    /// Earlier values needed before a value is judged (default 20).
+    pub min_samples: Option<usize>,
+    pub severity: Option<String>,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusBackendFile {
+    pub name: String,
+    /// The base URL, such as `http://prometheus:9090`.
+    pub url: String,
+    pub timeout: Option<String>,
+    /// Series names read from this Prometheus; `node_*` names every series with the prefix.
+    pub series: Vec<String>,
+}
+
 type Issues = Vec<(String, String)>;
+
+/// A secret set inline or through an environment variable (exactly one of the two).
+fn inline_or_env(
+    issues: &mut Issues,
+    path: &str,
+    (field, inline): (&str, &Option<String>),
+    (env_field, var): (&str, &Option<String>),
+) -> String {
+    match (inline, var) {
+        (Some(value), None) => value.clone(),
+        (None, Some(var)) => std::env::var(var).unwrap_or_else(|_| {
+            issues.push((
+                format!("{path}.{env_field}"),
+                format!("environment variable {var:?} is not set"),
+            ));
+            String::new()
+        }),
+        _ => {
+            issues.push((
+                path.to_owned(),
+                format!("set exactly one of `{field}` or `{env_field}`"),
+            ));
+            String::new()
+        }
+    }
+}
+
+fn max_attempts(issues: &mut Issues, path: &str, value: Option<u32>) -> u32 {
+    let attempts = value.unwrap_or(4);
+    if !(1..=10).contains(&attempts) {
+        issues.push((
+            format!("{path}.max_attempts"),
+            "must be between 1 and 10".to_owned(),
+        ));
+    }
+    attempts
+}
+
+fn severity(issues: &mut Issues, path: &str, text: Option<&str>) -> Severity {
+    match text.unwrap_or("warning") {
+        "info" => Severity::Info,
+        "warning" => Severity::Warning,
+        "error" => Severity::Error,
+        "critical" => Severity::Critical,
+        other => {
+            issues.push((
+                format!("{path}.severity"),
+                format!("unknown severity {other:?}; use info, warning, error or critical"),
+            ));
+            Severity::Warning
+        }
+    }
+}
 
 fn duration(issues: &mut Issues, path: String, text: Option<&str>, default: Duration) -> Duration {
     let Some(text) = text else {
@@ -103,13 +221,9 @@ fn http_url(issues: &mut Issues, path: String, text: &str) {
     }
 }
 
-/// Validates the three sections; problems go to `issues` with their field paths.
-pub fn validate(
-    targets: &[ScrapeTargetFile],
-    rules: &[AlertRuleFile],
-    webhooks: &[WebhookFile],
-    issues: &mut Issues,
-) -> MetricsCatalog {
+/// Validates the metrics sections; problems go to `issues` with their field paths.
+pub fn validate(file: &CatalogFile, issues: &mut Issues) -> MetricsCatalog {
+    let (targets, rules, webhooks) = (&file.scrape_targets, &file.alert_rules, &file.webhooks);
     let mut out = MetricsCatalog::default();
     let mut seen = HashSet::new();
     for (i, target) in targets.iter().enumerate() {
@@ -224,19 +338,7 @@ pub fn validate(
                 continue;
             }
         };
-        let severity = match rule.severity.as_deref().unwrap_or("warning") {
-            "info" => Severity::Info,
-            "warning" => Severity::Warning,
-            "error" => Severity::Error,
-            "critical" => Severity::Critical,
-            other => {
-                issues.push((
-                    format!("{path}.severity"),
-                    format!("unknown severity {other:?}; use info, warning, error or critical"),
-                ));
-                Severity::Warning
-            }
-        };
+        let severity = severity(issues, &path, rule.severity.as_deref());
         out.alert_rules.push(AlertRule {
             name: rule.name.clone(),
             condition,
@@ -257,33 +359,13 @@ pub fn validate(
         let path = format!("webhooks[{i}]");
         unique(issues, &mut seen, format!("{path}.name"), &hook.name);
         http_url(issues, format!("{path}.url"), &hook.url);
-        let secret = match (&hook.secret, &hook.secret_env) {
-            (Some(secret), None) => secret.clone(),
-            (None, Some(var)) => match std::env::var(var) {
-                Ok(secret) => secret,
-                Err(_) => {
-                    issues.push((
-                        format!("{path}.secret_env"),
-                        format!("environment variable {var:?} is not set"),
-                    ));
-                    String::new()
-                }
-            },
-            _ => {
-                issues.push((
-                    path.clone(),
-                    "set exactly one of `secret` or `secret_env`".to_owned(),
-                ));
-                String::new()
-            }
-        };
-        let max_attempts = hook.max_attempts.unwrap_or(4);
-        if !(1..=10).contains(&max_attempts) {
-            issues.push((
-                format!("{path}.max_attempts"),
-                "must be between 1 and 10".to_owned(),
-            ));
-        }
+        let secret = inline_or_env(
+            issues,
+            &path,
+            ("secret", &hook.secret),
+            ("secret_env", &hook.secret_env),
+        );
+        let max_attempts = max_attempts(issues, &path, hook.max_attempts);
         out.webhooks.push(Webhook {
             name: hook.name.clone(),
             url: hook.url.clone(),
@@ -297,5 +379,192 @@ pub fn validate(
             max_attempts,
         });
     }
+    validate_notifications_and_sources(file, issues, &mut out);
     out
+}
+
+/// `alertmanagers`, `kpis`, `anomaly_detectors` and `prometheus_backends`.
+fn validate_notifications_and_sources(
+    file: &CatalogFile,
+    issues: &mut Issues,
+    out: &mut MetricsCatalog,
+) {
+    let mut seen = HashSet::new();
+    for (i, manager) in file.alertmanagers.iter().enumerate() {
+        let path = format!("alertmanagers[{i}]");
+        unique(issues, &mut seen, format!("{path}.name"), &manager.name);
+        http_url(issues, format!("{path}.url"), &manager.url);
+        out.alertmanagers.push(Alertmanager {
+            name: manager.name.clone(),
+            url: manager.url.trim_end_matches('/').to_owned(),
+            timeout: duration(
+                issues,
+                format!("{path}.timeout"),
+                manager.timeout.as_deref(),
+                Duration::from_secs(5),
+            ),
+            max_attempts: max_attempts(issues, &path, manager.max_attempts),
+        });
+    }
+
+    let mut seen = HashSet::new();
+    for (i, kpi) in file.kpis.iter().enumerate() {
+        let path = format!("kpis[{i}]");
+        unique(issues, &mut seen, format!("{path}.name"), &kpi.name);
+        if !kpi.name.is_empty() && !crate::api::metrics::valid_name(&kpi.name, false) {
+            issues.push((
+                format!("{path}.name"),
+                "use letters, digits and '_', not starting with a digit (it is a label value \
+                 and a series prefix)"
+                    .to_owned(),
+            ));
+        }
+        let dsn = inline_or_env(issues, &path, ("dsn", &kpi.dsn), ("dsn_env", &kpi.dsn_env));
+        if !dsn.is_empty() && !(dsn.starts_with("postgres://") || dsn.starts_with("postgresql://"))
+        {
+            issues.push((
+                format!("{path}.dsn"),
+                "not a postgres:// URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+                    .to_owned(),
+            ));
+        }
+        if kpi.query.trim().is_empty() {
+            issues.push((format!("{path}.query"), "must not be empty".to_owned()));
+        }
+        let interval = duration(
+            issues,
+            format!("{path}.interval"),
+            kpi.interval.as_deref(),
+            Duration::from_secs(60),
+        );
+        if interval < Duration::from_secs(1) {
+            issues.push((format!("{path}.interval"), "must be at least 1s".to_owned()));
+        }
+        let timeout = duration(
+            issues,
+            format!("{path}.timeout"),
+            kpi.timeout.as_deref(),
+            interval.min(Duration::from_secs(10)),
+        );
+        if timeout > interval || timeout.is_zero() {
+            issues.push((
+                format!("{path}.timeout"),
+                "must be more than zero and at most the interval".to_owned(),
+            ));
+        }
+        out.kpis.push(Kpi {
+            name: kpi.name.clone(),
+            dsn,
+            query: kpi.query.clone(),
+            interval,
+            timeout,
+            project_id: kpi.project.clone(),
+            environment: kpi.environment.clone(),
+        });
+    }
+
+    let mut seen = HashSet::new();
+    for (i, detector) in file.anomaly_detectors.iter().enumerate() {
+        let path = format!("anomaly_detectors[{i}]");
+        unique(issues, &mut seen, format!("{path}.name"), &detector.name);
+        let method = match detector.method.as_deref().unwrap_or("robust_z") {
+            "robust_z" => {
+                if detector.alpha.is_some() {
+                    issues.push((
+                        format!("{path}.alpha"),
+                        "`alpha` belongs to method `ewma`".to_owned(),
+                    ));
+                }
+                AnomalyMethod::RobustZ {
+                    window: duration(
+                        issues,
+                        format!("{path}.window"),
+                        detector.window.as_deref(),
+                        Duration::from_secs(600),
+                    ),
+                }
+            }
+            "ewma" => {
+                if detector.window.is_some() {
+                    issues.push((
+                        format!("{path}.window"),
+                        "`window` belongs to method `robust_z`".to_owned(),
+                    ));
+                }
+                let alpha = detector.alpha.unwrap_or(0.1);
+                if !(alpha > 0.0 && alpha < 1.0) {
+                    issues.push((
+                        format!("{path}.alpha"),
+                        "must be between 0 and 1, both excluded".to_owned(),
+                    ));
+                }
+                AnomalyMethod::Ewma { alpha }
+            }
+            other => {
+                issues.push((
+                    format!("{path}.method"),
+                    format!("unknown method {other:?}; use `robust_z` or `ewma`"),
+                ));
+                continue;
+            }
+        };
+        let threshold = detector.threshold.unwrap_or(3.5);
+        if !(threshold.is_finite() && threshold > 0.0) {
+            issues.push((
+                format!("{path}.threshold"),
+                "must be a positive number".to_owned(),
+            ));
+        }
+        let min_samples = detector.min_samples.unwrap_or(20);
+        if min_samples < 3 {
+            issues.push((
+                format!("{path}.min_samples"),
+                "must be at least 3".to_owned(),
+            ));
+        }
+        out.anomaly_detectors.push(AnomalyDetector {
+            name: detector.name.clone(),
+            metric: detector.metric.clone(),
+            labels: detector.labels.clone(),
+            method,
+            threshold,
+            min_samples,
+            severity: severity(issues, &path, detector.severity.as_deref()),
+            project_id: detector.project.clone(),
+            environment: detector.environment.clone(),
+        });
+    }
+
+    let mut seen = HashSet::new();
+    for (i, backend) in file.prometheus_backends.iter().enumerate() {
+        let path = format!("prometheus_backends[{i}]");
+        unique(issues, &mut seen, format!("{path}.name"), &backend.name);
+        http_url(issues, format!("{path}.url"), &backend.url);
+        if backend.series.is_empty() {
+            issues.push((
+                format!("{path}.series"),
+                "name at least one series (or a prefix such as node_*)".to_owned(),
+            ));
+        }
+        for (j, pattern) in backend.series.iter().enumerate() {
+            let name = pattern.strip_suffix('*').unwrap_or(pattern);
+            if name.is_empty() || !crate::api::metrics::valid_name(name, true) {
+                issues.push((
+                    format!("{path}.series[{j}]"),
+                    format!("{pattern:?} is not a series name or a prefix ending in `*`"),
+                ));
+            }
+        }
+        out.prometheus_backends.push(PrometheusBackend {
+            name: backend.name.clone(),
+            url: backend.url.trim_end_matches('/').to_owned(),
+            timeout: duration(
+                issues,
+                format!("{path}.timeout"),
+                backend.timeout.as_deref(),
+                Duration::from_secs(10),
+            ),
+            series: backend.series.clone(),
+        });
+    }
 }

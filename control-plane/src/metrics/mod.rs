@@ -5,8 +5,71 @@ pub mod catalog;
 pub mod derive;
 pub mod exposition;
 pub mod http;
+pub mod kpi;
 pub mod scrape;
 pub mod store;
+
+/// Keeps one task per item of the catalog (scrape targets, KPIs) running until
+/// `shutdown`: an item whose definition changes is stopped and started again, a removed
+/// one is stopped and `removed` is told its key.
+pub async fn supervise<T, F>(
+    mut view: tokio::sync::watch::Receiver<std::sync::Arc<crate::catalog::CatalogView>>,
+    items: impl Fn(&crate::catalog::CatalogView) -> Vec<T>,
+    key: impl Fn(&T) -> String,
+    mut start: impl FnMut(T, tokio_util::sync::CancellationToken) -> F,
+    mut removed: impl FnMut(&str),
+    shutdown: tokio_util::sync::CancellationToken,
+) where
+    T: Clone + PartialEq,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use std::collections::HashMap;
+    type Running<T> = HashMap<
+        String,
+        (
+            T,
+            tokio_util::sync::CancellationToken,
+            tokio::task::JoinHandle<()>,
+        ),
+    >;
+    let mut running: Running<T> = HashMap::new();
+    loop {
+        let wanted: HashMap<String, T> = items(&view.borrow_and_update())
+            .into_iter()
+            .map(|item| (key(&item), item))
+            .collect();
+        let stale: Vec<String> = running
+            .iter()
+            .filter(|(name, (item, _, _))| wanted.get(name.as_str()) != Some(item))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some((_, stop, task)) = running.remove(&name) {
+                stop.cancel();
+                let _ = task.await;
+            }
+            if !wanted.contains_key(&name) {
+                removed(&name);
+            }
+        }
+        for (name, item) in wanted {
+            if running.contains_key(&name) {
+                continue;
+            }
+            let stop = shutdown.child_token();
+            let task = tokio::spawn(start(item.clone(), stop.clone()));
+            running.insert(name, (item, stop, task));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = view.changed() => if changed.is_err() { break },
+        }
+    }
+    for (_, (_, stop, task)) in running {
+        stop.cancel();
+        let _ = task.await;
+    }
+}
 
 /// A unique event id: `<kind>-<micros>-<sequence>`.
 pub fn event_id(kind: &str) -> String {
@@ -47,4 +110,7 @@ pub async fn flush_periodically(
         tracing::warn!(error = %err, "writing the open metric rollups at shutdown failed");
     }
 }
+pub mod aggregates;
 pub mod alerts;
+pub mod anomaly;
+pub mod prometheus;

@@ -4,12 +4,11 @@
 //! starts failing, or whose exposition has problems, raises one event per transition,
 //! not one per scrape.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::derive::Deriver;
@@ -78,65 +77,38 @@ impl Scraper {
     }
 
     /// Keeps one task per target running until `shutdown`.
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut running: HashMap<String, (ScrapeTarget, CancellationToken, JoinHandle<()>)> =
-            HashMap::new();
-        loop {
-            let targets = self
-                .view
-                .borrow_and_update()
-                .catalog
-                .metrics
-                .scrape_targets
-                .clone();
-            let wanted: HashMap<&str, &ScrapeTarget> =
-                targets.iter().map(|t| (t.name.as_str(), t)).collect();
-            let stale: Vec<String> = running
-                .iter()
-                .filter(|(name, (target, _, _))| wanted.get(name.as_str()) != Some(&target))
-                .map(|(name, _)| name.clone())
-                .collect();
-            for name in stale {
-                if let Some((_, stop, task)) = running.remove(&name) {
-                    stop.cancel();
-                    let _ = task.await;
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Scraper {
+            view,
+            store,
+            writer,
+            statuses,
+            limits,
+        } = self;
+        let removed = statuses.clone();
+        super::supervise(
+            view,
+            |view| view.catalog.metrics.scrape_targets.clone(),
+            |target: &ScrapeTarget| target.name.clone(),
+            move |target, stop| {
+                TargetLoop {
+                    target,
+                    store: store.clone(),
+                    writer: writer.clone(),
+                    statuses: statuses.clone(),
+                    limits,
                 }
-                if !wanted.contains_key(name.as_str()) {
-                    self.lock_statuses().remove(&name);
-                }
-            }
-            for target in &targets {
-                if running.contains_key(&target.name) {
-                    continue;
-                }
-                let stop = shutdown.child_token();
-                let task = tokio::spawn(
-                    TargetLoop {
-                        target: target.clone(),
-                        store: self.store.clone(),
-                        writer: self.writer.clone(),
-                        statuses: self.statuses.clone(),
-                        limits: self.limits,
-                    }
-                    .run(stop.clone()),
-                );
-                running.insert(target.name.clone(), (target.clone(), stop, task));
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                changed = self.view.changed() => if changed.is_err() { break },
-            }
-        }
-        for (_, (_, stop, task)) in running {
-            stop.cancel();
-            let _ = task.await;
-        }
-    }
-
-    fn lock_statuses(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, TargetStatus>> {
-        self.statuses
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .run(stop)
+            },
+            move |name| {
+                removed
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .remove(name);
+            },
+            shutdown,
+        )
+        .await;
     }
 }
 

@@ -75,6 +75,8 @@ pub struct Point {
 pub enum Source {
     Memory,
     Rollups,
+    /// A Prometheus of the catalog's `prometheus_backends`.
+    Prometheus,
 }
 
 #[derive(Clone, Debug, PartialEq)]
