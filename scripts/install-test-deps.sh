@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql redis-server mosquitto podman runc busybox-static
   nghttp2-client prometheus-node-exporter prometheus chromium curl)
+# Alert notifications are tested against a real Alertmanager (API v2).
+APT_PACKAGES+=(prometheus-alertmanager)
 # A real terminal for `pharos health -w` and `pharos top` (send-keys, capture-pane).
 APT_PACKAGES+=(tmux)
 # Seeding SQLite for the export test, and the peer of scripts/bench-export.sh.

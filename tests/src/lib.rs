@@ -15,6 +15,7 @@ mod mosquitto;
 mod pharosd;
 mod podman;
 mod postgres;
+mod prometheus;
 mod redis;
 mod stream;
 
@@ -26,6 +27,7 @@ pub use mosquitto::TestMosquitto;
 pub use pharosd::{Pharosd, PharosdBuilder};
 pub use podman::{BUSYBOX_IMAGE, TestPodman};
 pub use postgres::TestPostgres;
+pub use prometheus::{TestAlertmanager, TestNodeExporter, TestPrometheus};
 pub use redis::TestRedis;
 pub use stream::StreamingChild;
 
