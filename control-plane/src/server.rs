@@ -192,7 +192,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         metric_store.clone(),
         health_state.clone(),
         writer_handle.clone(),
-    );
+    )
+    .with_history(crate::events::EventHistory::new(db.clone()));
     let kpi_statuses = crate::metrics::kpi::KpiStatuses::default();
     let aggregates = crate::metrics::aggregates::Aggregates {
         view: view.clone(),

@@ -196,3 +196,79 @@ webhooks:\n  - name: ops\n    url: {url}\n    secret: {SECRET}\n  - name: gone\n
     }
     harness.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_alert_stays_firing_across_a_restart_and_resolves_once() {
+    let catalog = "environments:\n  - id: prod\nprojects:\n  - id: api\n    deployments:\n      - environment: prod\n\
+alert_rules:\n  - name: ingest-backlog\n    metric: queue_depth\n    labels: {queue: ingest}\n    threshold: 100\n    severity: error\n";
+    let mut harness = Harness::start_with_catalog(Backend::Sqlite, catalog, |settings| {
+        settings.tokens = vec![pharos_control_plane::auth::TokenConfig {
+            name: "pusher".to_owned(),
+            role: pharos_control_plane::auth::Role::Operator,
+            sha256: pharos_control_plane::auth::hash_token(TOKEN),
+        }];
+        settings.capacity.interval = Duration::ZERO;
+        settings.telemetry_interval = Duration::ZERO;
+    })
+    .await;
+    let mut client = MetricsServiceClient::connect(harness.url()).await.unwrap();
+    push(&mut client, 250.0).await;
+    let fired = alert_events_until(&harness, |events| events.len() == 1).await;
+    assert_eq!(fired[0].kind, "alert.firing");
+
+    harness.restart().await;
+    let mut client = MetricsServiceClient::connect(harness.url()).await.unwrap();
+    // Firing right after the restart, before any new sample: restored, not fired again.
+    let firing = client
+        .get_aggregates(auth(pb::GetAggregatesRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .groups
+        .into_iter()
+        .find(|g| g.name == "alerts")
+        .unwrap();
+    assert_eq!(
+        firing
+            .values
+            .iter()
+            .find(|v| v.labels.is_empty())
+            .unwrap()
+            .value,
+        1.0,
+        "{firing:?}"
+    );
+
+    push(&mut client, 3.0).await;
+    let events = alert_events_until(&harness, |events| events.len() == 2).await;
+    assert_eq!(events[1].kind, "alert.resolved", "{events:#?}");
+    assert_eq!(events[1].attributes["fired_event"], fired[0].id);
+    harness.shutdown().await;
+}
+
+/// The alert events of the journal, once `done` accepts them (15 s at most).
+async fn alert_events_until(
+    harness: &Harness,
+    done: impl Fn(&[pharos_control_plane::domain::Event]) -> bool,
+) -> Vec<pharos_control_plane::domain::Event> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let events: Vec<_> = harness
+            .journal_after(0)
+            .await
+            .into_iter()
+            .filter_map(|entry| match entry.object {
+                Object::Event(event) if event.kind.starts_with("alert.") => Some(event),
+                _ => None,
+            })
+            .collect();
+        if done(&events) {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alert events so far: {events:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -12,6 +12,12 @@
 //! the `summary` annotation. A firing alert carries no `endsAt` and is sent again every
 //! minute, as Alertmanager expects (it resolves an alert not heard of for its
 //! `resolve_timeout`); the resolution is sent with `endsAt`.
+//!
+//! Firing alerts outlive a restart: at start the evaluator reads the journal's newest
+//! `alert.*` event of each rule, and a rule whose last word was `alert.firing` is firing
+//! again, without a second event. Until its series report again (at most 5 minutes,
+//! the age past which a value is stale anyway), a metric alert with no data at all
+//! stays firing rather than resolving for want of samples lost with the restart.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -89,6 +95,8 @@ pub struct AlertEvaluator {
     states: HashMap<String, (AlertRule, State)>,
     deliveries: JoinSet<()>,
     firing: super::aggregates::FiringAlerts,
+    history: Option<crate::events::EventHistory>,
+    started: Instant,
 }
 
 impl AlertEvaluator {
@@ -106,6 +114,77 @@ impl AlertEvaluator {
             states: HashMap::new(),
             deliveries: JoinSet::new(),
             firing: Default::default(),
+            history: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// Restores firing alerts from the event history at start.
+    pub fn with_history(mut self, history: crate::events::EventHistory) -> AlertEvaluator {
+        self.history = Some(history);
+        self
+    }
+
+    /// Rules whose newest event is `alert.firing` are firing again.
+    async fn restore(&mut self) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        let filter = crate::events::EventFilter {
+            kinds: vec!["alert.firing".to_owned(), "alert.resolved".to_owned()],
+            ..Default::default()
+        };
+        let newest = match history.list(&filter, 0, 10_000).await {
+            Ok((events, _)) => events,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read alert events; firing alerts start over");
+                return;
+            }
+        };
+        let rules = self.view.borrow().catalog.metrics.alert_rules.clone();
+        let mut decided = std::collections::HashSet::new();
+        for stored in newest {
+            let Some(name) = stored.event.attributes.get("alert") else {
+                continue;
+            };
+            if !decided.insert(name.clone()) || stored.event.kind != "alert.firing" {
+                continue;
+            }
+            let since_ms = stored.committed_at_micros / 1000;
+            let Some(rule) = rules.iter().find(|r| r.name == *name) else {
+                tracing::info!(alert = %name, "a firing alert's rule is gone; it stays as it was journaled");
+                continue;
+            };
+            tracing::info!(alert = %name, "alert still firing from before the restart");
+            let body = Arc::new(alertmanager_payload(rule, &stored.event, since_ms, None));
+            self.states.insert(
+                name.clone(),
+                (
+                    rule.clone(),
+                    State::Firing {
+                        since_ms,
+                        event_id: stored.event.id.clone(),
+                        alertmanager_body: body,
+                        // Sent again on the first round: the Alertmanager may have
+                        // resolved it meanwhile.
+                        sent: Instant::now() - ALERTMANAGER_RESEND,
+                    },
+                ),
+            );
+        }
+    }
+
+    /// A metric rule none of whose series has a value (fresh or not).
+    fn without_data(&self, rule: &AlertRule) -> bool {
+        match &rule.condition {
+            AlertCondition::Metric { metric, labels, .. } => self
+                .store
+                .latest(&SeriesSelector {
+                    name: metric.clone(),
+                    labels: labels.clone(),
+                })
+                .is_empty(),
+            AlertCondition::Health { .. } => false,
         }
     }
 
@@ -115,6 +194,7 @@ impl AlertEvaluator {
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
+        self.restore().await;
         let mut ticker = tokio::time::interval(EVALUATE_EVERY);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -251,6 +331,12 @@ impl AlertEvaluator {
                         alertmanager_body,
                         sent,
                     }
+                }
+                (firing @ State::Firing { .. }, None)
+                    if self.without_data(&rule)
+                        && self.started.elapsed().as_millis() < STALE_AFTER_MS as u128 =>
+                {
+                    firing
                 }
                 (
                     State::Firing {

@@ -420,8 +420,8 @@ fn validate_notifications_and_sources(
             ));
         }
         let dsn = inline_or_env(issues, &path, ("dsn", &kpi.dsn), ("dsn_env", &kpi.dsn_env));
-        if !dsn.is_empty() && !(dsn.starts_with("postgres://") || dsn.starts_with("postgresql://"))
-        {
+        let postgres = dsn.starts_with("postgres://") || dsn.starts_with("postgresql://");
+        if !dsn.is_empty() && !postgres {
             issues.push((
                 format!("{path}.dsn"),
                 "not a postgres:// URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
