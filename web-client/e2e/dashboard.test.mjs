@@ -167,7 +167,15 @@ describe("dashboard against a real pharosd", () => {
     const dir = tempDir("pharos-e2e-system-");
     const target = await startHttpTarget(await freePort());
     const catalogPath = path.join(dir, "catalog.yaml");
-    writeAtomic(catalogPath, catalogYaml([{ project: "web", name: "Web target", url: target.url, port: 20000 }]));
+    // An alert rule that holds as soon as the host's memory is sampled, and a KPI whose
+    // database is not there: the KPI panel shows the one firing and the other's error.
+    const closedPort = await freePort();
+    writeAtomic(
+      catalogPath,
+      catalogYaml([{ project: "web", name: "Web target", url: target.url, port: 20000 }]) +
+        "alert_rules:\n  - name: memory-sampled\n    metric: pharos_host_memory_total_bytes\n    threshold: 0\n    severity: info\n" +
+        `kpis:\n  - name: tenants\n    dsn: postgres://nobody@127.0.0.1:${closedPort}/none\n    interval: 1s\n    query: SELECT 1 AS one\n`,
+    );
     const configPath = path.join(dir, "pharosd.yaml");
     writeAtomic(configPath, "telemetry:\n  interval: 250ms\ncapacity:\n  interval: 300ms\n");
     const pharosd = await Pharosd.start(dir, { catalog: catalogPath, extraArgs: ["--config", configPath] });
@@ -199,6 +207,17 @@ describe("dashboard against a real pharosd", () => {
     const before = calls.length;
     await waitFor(async () => calls.length >= before + 2, { timeoutMs: 10_000, what: "refetches driven by the stream" });
     assert.ok(await notReloaded(page));
+    // KPIs and alerts (GetAggregates), refetched with the capacity sample.
+    const firing = page.locator('[data-testid="alerts-firing"]');
+    await waitFor(async () => (await firing.innerText()).includes("1 alert is firing"), {
+      timeoutMs: 10_000,
+      what: "the firing alert counted",
+    });
+    const kpis = page.locator('[data-testid="kpis"]');
+    await waitFor(async () => /tenants[\s\S]*connect/.test(await kpis.innerText()), {
+      timeoutMs: 10_000,
+      what: "the failing KPI's error",
+    });
     await screenshot(page, "system-panels");
     await page.close();
     await pharosd.stop();

@@ -2,13 +2,20 @@
 // MetricsService.GetSystemMetrics and GetCapacity; the page's Watch stream carries the
 // metrics topic for the series behind them, and each new point there (pharosd records
 // its own figures every 5 s, capacity every 10 s) refetches the panel: no timer polls.
+// The KPI panel (GetAggregates: the catalog's SQL KPIs and the alerts firing) is
+// refetched with the capacity sample, so its figures are at most 10 s behind a KPI run.
 
 import type uPlotType from "uplot";
 import { metrics } from "../api/client";
-import type { GetCapacityResponse, GetSystemMetricsResponse, Point } from "../gen/pharos/v1/metrics_pb";
+import type {
+  AggregateGroup,
+  GetCapacityResponse,
+  GetSystemMetricsResponse,
+  Point,
+} from "../gen/pharos/v1/metrics_pb";
 import type { MetricSelector, WatchStore } from "../stream";
 import { RpcError, Section } from "./common";
-import { formatClock, tsMs } from "./format";
+import { formatAge, formatClock, tsMs } from "./format";
 import { useRpc } from "./hooks";
 import { cssVar, useUplot } from "./LatencyChart";
 
@@ -270,4 +277,83 @@ function CapacityBody({ c }: { c: GetCapacityResponse }) {
       <p class="muted small-text">Sampled {formatClock(tsMs(c.sampleTime))}.</p>
     </div>
   );
+}
+
+/** A KPI value's labels, without the `kpi` label every one of them carries. */
+function labelText(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .filter(([k]) => k !== "kpi")
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
+}
+
+function number(v: number): string {
+  return Number.isInteger(v) ? v.toLocaleString() : v.toLocaleString(undefined, { maximumFractionDigits: 3 });
+}
+
+/** The catalog's SQL KPIs (seed 002's tenants, devices, alerts...) and the firing alerts. */
+export function KpiPanel({ store, ready, stale, now }: { store: WatchStore; ready: boolean; stale: boolean; now: number }) {
+  const refresh = newestPoint(store, CAPACITY_SERIES);
+  const aggregates = useRpc((signal) => metrics.getAggregates({}, { signal }), [ready ? refresh : "pending"]);
+  const groups = aggregates.data?.groups ?? [];
+  const kpis = groups.filter((g) => g.name.startsWith("kpi:"));
+  const firing = groups.find((g) => g.name === "alerts")?.values.find((v) => Object.keys(v.labels).length === 0)?.value;
+  return (
+    <Section title="KPIs and alerts" id="kpis" stale={stale || aggregates.error !== undefined}>
+      <RpcError what="the platform aggregates" error={aggregates.error} />
+      {aggregates.data === undefined ? (
+        aggregates.error ? null : <p class="muted">Loading…</p>
+      ) : (
+        <>
+          <p data-testid="alerts-firing">
+            {firing === undefined ? "—" : firing === 0 ? "No alert is firing." : `${firing} alert${firing === 1 ? " is" : "s are"} firing.`}
+          </p>
+          {kpis.length === 0 ? (
+            <p class="muted">No SQL KPIs in the catalog (see the catalog's <code>kpis:</code> section).</p>
+          ) : (
+            <table class="grid-table" data-testid="kpis">
+              <caption class="sr-only">SQL KPIs</caption>
+              <thead>
+                <tr>
+                  <th scope="col">KPI</th>
+                  <th scope="col">Value</th>
+                  <th scope="col">Labels</th>
+                  <th scope="col" class="num">Figure</th>
+                  <th scope="col">Read</th>
+                </tr>
+              </thead>
+              <tbody>{kpis.flatMap((g) => kpiRows(g, now))}</tbody>
+            </table>
+          )}
+        </>
+      )}
+    </Section>
+  );
+}
+
+function kpiRows(g: AggregateGroup, now: number) {
+  const name = g.name.slice("kpi:".length);
+  const read = g.updated ? `${formatAge(tsMs(g.updated) ?? now, now)} ago` : "never";
+  const problem = g.error || (g.values.length === 0 ? g.notes.join("; ") : "");
+  if (g.values.length === 0) {
+    return [
+      <tr key={g.name}>
+        <th scope="row">{name}</th>
+        <td colSpan={3} class={g.error ? "text-bad" : "muted"}>{problem || "no rows"}</td>
+        <td>{read}</td>
+      </tr>,
+    ];
+  }
+  return g.values.map((v, i) => (
+    <tr key={`${g.name}/${i}`}>
+      <th scope="row">{name}</th>
+      <td>{v.name}</td>
+      <td class="muted">{labelText(v.labels)}</td>
+      <td class="num">{number(v.value)}</td>
+      <td>
+        {read}
+        {g.error ? <span class="text-bad"> (last run failed: {g.error})</span> : null}
+      </td>
+    </tr>
+  ));
 }

@@ -1,4 +1,4 @@
-import { CapacityPanel, ThroughputPanel } from "./SystemMetrics";
+import { CapacityPanel, KpiPanel, ThroughputPanel } from "./SystemMetrics";
 import { Component } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { catalog } from "../api/client";
@@ -39,6 +39,7 @@ export function SystemPage({ watch, now }: { watch: WatchHandle; now: number }) 
       <HealthGrid store={store} status={status} stale={stale} />
       <ThroughputPanel store={store} ready={status.ready} stale={stale} />
       <CapacityPanel store={store} ready={status.ready} stale={stale} />
+      <KpiPanel store={store} ready={status.ready} stale={stale} now={now} />
       <EventsFeed store={store} status={status} stale={stale} now={now} />
     </>
   );
