@@ -255,3 +255,84 @@ async fn watch_starts_over_from_a_snapshot_when_the_server_lost_its_journal() {
         watch.transcript()
     );
 }
+
+#[tokio::test]
+async fn status_shows_sql_kpis_and_firing_alerts() {
+    let pg = pharos_e2e::TestPostgres::shared();
+    let dsn = pg.unique_database("cli_kpis").unwrap();
+    let database = dsn.rsplit('/').next().unwrap().to_owned();
+    pg.psql(
+        &database,
+        "CREATE TABLE devices (state text); \
+         INSERT INTO devices VALUES ('online'), ('online'), ('online'), ('stale')",
+    )
+    .unwrap();
+    let catalog = CatalogFile::demo().unwrap();
+    catalog
+        .append(&format!(
+            "kpis:\n  - name: fleet\n    dsn: '{dsn}'\n    interval: 1s\n    query: SELECT state, count(*) AS devices FROM devices GROUP BY state\n\
+alert_rules:\n  - name: stale-devices\n    metric: devices\n    labels: {{state: stale}}\n    threshold: 0\n"
+        ))
+        .unwrap();
+    let server = pharosd_with(&catalog).await;
+
+    // The KPI runs once a second; the alert fires on its first value.
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        let out = pharos(["--server", &server.url(), "status", "-o", "json"])
+            .await
+            .unwrap()
+            .expect_success()
+            .unwrap();
+        let status = json_stdout(&out).unwrap();
+        if status["alerts_firing"] == 1 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let fleet = &status["kpis"][0];
+    assert_eq!(fleet["kpi"], "fleet", "{status}");
+    assert_eq!(fleet["error"], "", "{status}");
+    let mut values: Vec<(String, f64)> = fleet["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                format!(
+                    "{}{{state={}}}",
+                    v["name"].as_str().unwrap(),
+                    v["labels"]["state"].as_str().unwrap()
+                ),
+                v["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    values.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        values,
+        [
+            ("devices{state=online}".to_owned(), 3.0),
+            ("devices{state=stale}".to_owned(), 1.0)
+        ]
+    );
+
+    let out = pharos(["--server", &server.url(), "status"])
+        .await
+        .unwrap()
+        .expect_success()
+        .unwrap();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.contains(&"Alerts       1 firing"), "{out}");
+    let row = lines
+        .iter()
+        .find(|line| line.starts_with("fleet ") && line.contains("state=online"))
+        .unwrap_or_else(|| panic!("no KPI row:\n{out}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &cells[..4],
+        ["fleet", "devices", "state=online", "3"],
+        "{row}"
+    );
+}

@@ -1,4 +1,5 @@
-//! `pharos status`: the catalog overview and the health summary.
+//! `pharos status`: the catalog overview, the health summary, the alerts firing and the
+//! catalog's SQL KPIs (GetAggregates).
 
 use std::collections::HashMap;
 
@@ -23,6 +24,41 @@ pub async fn run(client: &Client, out: Output) -> Result<(), CliError> {
         .await
         .map_err(|status| client.error(&status))?
         .into_inner();
+    // A server without GetAggregates (older) leaves the KPI part out.
+    let aggregates = match client
+        .metrics()
+        .await?
+        .get_aggregates(pb::GetAggregatesRequest {})
+        .await
+    {
+        Ok(response) => response.into_inner().groups,
+        Err(status) if status.code() == tonic::Code::Unimplemented => Vec::new(),
+        Err(status) => return Err(client.error(&status)),
+    };
+    let alerts_firing = aggregates
+        .iter()
+        .find(|g| g.name == "alerts")
+        .and_then(|g| g.values.iter().find(|v| v.labels.is_empty()))
+        .map(|v| v.value as u64);
+    let kpis: Vec<(&str, &pb::AggregateGroup)> = aggregates
+        .iter()
+        .filter_map(|g| g.name.strip_prefix("kpi:").map(|name| (name, g)))
+        .collect();
+    let kpi_json: Vec<_> = kpis
+        .iter()
+        .map(|(name, group)| {
+            json!({
+                "kpi": name,
+                "updated": group.updated.as_ref().map(|t| output::time(Some(t))),
+                "error": group.error,
+                "values": group.values.iter().map(|v| json!({
+                    "name": v.name,
+                    "labels": v.labels.iter().filter(|(k, _)| *k != "kpi").collect::<std::collections::BTreeMap<_, _>>(),
+                    "value": v.value,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     let env_health: HashMap<&str, i32> = summary
         .environments
         .iter()
@@ -62,6 +98,8 @@ pub async fn run(client: &Client, out: Output) -> Result<(), CliError> {
         "ports_available": overview.ports_available,
         "environments": environments,
         "recent_failures": failures,
+        "alerts_firing": alerts_firing,
+        "kpis": kpi_json,
     });
     out.emit(&value, |out| {
         let mut text = String::new();
@@ -90,6 +128,9 @@ pub async fn run(client: &Client, out: Output) -> Result<(), CliError> {
                 .unwrap_or_else(|| "no runs yet".to_owned()),
         );
         line("Flapping", format!("{} checks", summary.flapping_checks));
+        if let Some(firing) = alerts_firing {
+            line("Alerts", format!("{firing} firing"));
+        }
         line(
             "Ports",
             format!(
@@ -115,6 +156,48 @@ pub async fn run(client: &Client, out: Output) -> Result<(), CliError> {
                     env.ports_available.to_string().into(),
                     output::status_cell(env_health.get(env.id.as_str()).copied().unwrap_or(0)),
                 ]);
+            }
+            text.push('\n');
+            text.push_str(&table.render(out));
+        }
+        if !kpis.is_empty() {
+            let mut table = Table::new(&["KPI", "VALUE", "LABELS", ">FIGURE", "READ"]);
+            for (name, group) in &kpis {
+                let read = match &group.updated {
+                    Some(at) => output::time(Some(at)),
+                    None => "never".to_owned(),
+                };
+                if group.values.is_empty() || !group.error.is_empty() {
+                    let problem = if group.error.is_empty() {
+                        group.notes.join("; ")
+                    } else {
+                        format!("failing: {}", group.error)
+                    };
+                    table.row(vec![
+                        (*name).into(),
+                        Cell::from(first_line(&problem)),
+                        "".into(),
+                        "".into(),
+                        read.clone().into(),
+                    ]);
+                }
+                for value in &group.values {
+                    let labels: Vec<String> = value
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| *k != "kpi")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    let mut labels = labels;
+                    labels.sort();
+                    table.row(vec![
+                        (*name).into(),
+                        value.name.as_str().into(),
+                        labels.join(",").into(),
+                        value.value.to_string().into(),
+                        read.clone().into(),
+                    ]);
+                }
             }
             text.push('\n');
             text.push_str(&table.render(out));
