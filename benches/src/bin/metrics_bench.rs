@@ -138,10 +138,13 @@ fn start_pharosd(
     let catalog_path = dir.join(format!("{name}-catalog.yaml"));
     std::fs::write(&catalog_path, catalog)?;
     let config_path = dir.join(format!("{name}-config.yaml"));
+    // pharosd's own series and the capacity sampler are off: the figure is the cost of
+    // scraping and storing alone, as Prometheus here scrapes only the exporters.
     std::fs::write(
         &config_path,
         format!(
-            "tokens:\n  - name: bench\n    role: operator\n    sha256: {}\n",
+            "tokens:\n  - name: bench\n    role: operator\n    sha256: {}\n\
+             telemetry:\n  interval: 0s\ncapacity:\n  interval: 0s\n",
             pharos_control_plane::auth::hash_token(token)
         ),
     )?;
