@@ -608,3 +608,103 @@ async fn watch_streams_batches_of_selected_series() {
     }
     harness.shutdown().await;
 }
+
+/// An HTTPS exposition server on loopback whose certificate (for 127.0.0.1) is signed by
+/// a CA made for the test; returns its URL and the CA's PEM file.
+async fn https_exposition(body: &'static str) -> (String, tempfile::TempDir) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use tokio_rustls::TlsAcceptor;
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // An untrusting client ends the handshake; nothing more to do.
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut request = [0u8; 4096];
+                let _ = tls.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (url, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_targets_are_scraped_with_their_ca_and_refused_without_it() {
+    let (url, dir) = https_exposition("# TYPE secure_gauge gauge\nsecure_gauge 42\n").await;
+    let ca_file = dir.path().join("ca.pem").display().to_string();
+    let catalog = format!(
+        "environments:\n  - id: prod\nprojects: []\nscrape_targets:\n\
+         \x20 - name: trusted\n    url: {url}\n    ca_file: {ca_file}\n    interval: 400ms\n\
+         \x20 - name: untrusted\n    url: {url}\n    interval: 400ms\n"
+    );
+    let harness = start(&catalog).await;
+    let mut client = client(&harness).await;
+    let series = poll_series(&mut client, "secure_gauge", &[], |s| {
+        s.iter().any(|s| !s.points.is_empty())
+    })
+    .await;
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(series[0].labels["target"], "trusted");
+    assert!(series[0].points.iter().all(|p| p.value == 42.0));
+
+    // Without the CA the public roots do not know the certificate: the scrape fails, said.
+    let deadline = Instant::now() + DEADLINE;
+    let untrusted = loop {
+        let targets = client
+            .list_scrape_targets(auth(pb::ListScrapeTargetsRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .targets;
+        let untrusted = targets.into_iter().find(|t| t.name == "untrusted").unwrap();
+        if untrusted.failures > 0 {
+            break untrusted;
+        }
+        assert!(Instant::now() < deadline, "{untrusted:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        untrusted.last_error.contains("TLS") && untrusted.last_error.contains("certificate"),
+        "{untrusted:?}"
+    );
+    harness.shutdown().await;
+}

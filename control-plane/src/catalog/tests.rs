@@ -201,3 +201,50 @@ fn checks_the_prober_cannot_run_are_rejected_with_their_field() {
         );
     }
 }
+
+#[test]
+fn metrics_sections_are_validated_with_their_fields() {
+    let text = r#"environments:
+  - id: prod
+projects: []
+scrape_targets:
+  - name: plain
+    url: http://127.0.0.1:9100/metrics
+    ca_file: /etc/ssl/ca.pem
+  - name: missing-ca
+    url: https://127.0.0.1:9100/metrics
+    ca_file: /no/such/ca.pem
+kpis:
+  - name: tenants
+    dsn: mysql://db/tenants
+    query: SELECT 1 AS one
+    interval: 10s
+    timeout: 20s
+anomaly_detectors:
+  - name: spiky
+    metric: latency
+    method: ewma
+    window: 5m
+    alpha: 1.5
+prometheus_backends:
+  - name: main
+    url: ftp://prometheus:9090
+    series: ['9bad']
+"#;
+    let found = problems(text);
+    let expect = [
+        "scrape_targets[0].ca_file: applies to https:// URLs only",
+        "scrape_targets[1].ca_file: ",
+        "kpis[0].dsn: not a postgres:// URL",
+        "kpis[0].timeout: must be more than zero and at most the interval",
+        "anomaly_detectors[0].window: `window` belongs to method `robust_z`",
+        "anomaly_detectors[0].alpha: must be between 0 and 1",
+        "prometheus_backends[0].url: unsupported URL",
+        "prometheus_backends[0].series[0]: \"9bad\" is not a series name",
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (problem, expected) in found.iter().zip(expect) {
+        assert!(problem.contains(expected), "{problem:?} lacks {expected:?}");
+    }
+    assert!(found[1].contains("/no/such/ca.pem"), "{found:?}");
+}

@@ -23,8 +23,10 @@ pub struct MetricsCatalog {
 pub struct ScrapeTarget {
     /// Unique; every series from the target carries `target="<name>"`.
     pub name: String,
-    /// `http://host:port/path`.
+    /// `http://` or `https://host:port/path`.
     pub url: String,
+    /// The CA (PEM) that signs an `https://` target's certificate; the public roots without.
+    pub ca_file: Option<String>,
     pub interval: Duration,
     pub timeout: Duration,
     /// Added to every series of the target.
@@ -85,6 +87,7 @@ impl Comparison {
 pub struct Webhook {
     pub name: String,
     pub url: String,
+    pub ca_file: Option<String>,
     pub secret: String,
     pub timeout: Duration,
     /// Attempts in all, the first included.
@@ -107,6 +110,7 @@ pub struct Alertmanager {
     pub name: String,
     /// The base URL, such as `http://alertmanager:9093`.
     pub url: String,
+    pub ca_file: Option<String>,
     pub timeout: Duration,
     /// Attempts in all, the first included.
     pub max_attempts: u32,
@@ -166,6 +170,7 @@ pub enum AnomalyMethod {
 pub struct PrometheusBackend {
     pub name: String,
     pub url: String,
+    pub ca_file: Option<String>,
     pub timeout: Duration,
     /// Series names, or prefixes ending in `*`.
     pub series: Vec<String>,

@@ -509,6 +509,7 @@ impl AlertEvaluator {
                     name: hook.name.clone(),
                     url: hook.url.clone(),
                     signature: Some(signature),
+                    ca_file: hook.ca_file.clone(),
                     timeout: hook.timeout,
                     max_attempts: hook.max_attempts,
                 },
@@ -530,6 +531,7 @@ impl AlertEvaluator {
                     name: manager.name.clone(),
                     url: format!("{}/api/v2/alerts", manager.url),
                     signature: None,
+                    ca_file: manager.ca_file.clone(),
                     timeout: manager.timeout,
                     max_attempts: manager.max_attempts,
                 },
@@ -583,6 +585,7 @@ struct Receiver {
     url: String,
     /// The `X-Pharos-Signature` header's value, for webhooks.
     signature: Option<String>,
+    ca_file: Option<String>,
     timeout: Duration,
     max_attempts: u32,
 }
@@ -596,16 +599,20 @@ async fn deliver(hook: Receiver, body: String, rule: AlertRule, writer: WriterHa
     }
     let mut backoff = Duration::from_millis(250);
     let mut last_error = String::new();
+    let tls = super::http::tls_for(hook.ca_file.as_deref());
     for attempt in 1..=hook.max_attempts {
-        let result = super::http::send(
-            "POST",
-            &hook.url,
-            &headers,
-            body.clone().into_bytes(),
-            hook.timeout,
-            64 * 1024,
-        )
-        .await;
+        let result = match &tls {
+            Ok(tls) => {
+                let call = super::http::Call {
+                    method: "POST",
+                    url: &hook.url,
+                    headers: &headers,
+                    body: body.clone().into_bytes(),
+                };
+                super::http::send(call, tls, hook.timeout, 64 * 1024).await
+            }
+            Err(err) => Err(err.clone()),
+        };
         match result {
             Ok(response) if (200..300).contains(&response.status) => return,
             Ok(response) => {

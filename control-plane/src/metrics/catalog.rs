@@ -18,6 +18,9 @@ use crate::domain::{
 pub struct ScrapeTargetFile {
     pub name: String,
     pub url: String,
+    /// For `https://`: the CA (PEM) that signs the server's certificate (default: the
+    /// public roots).
+    pub ca_file: Option<String>,
     /// Such as `15s` (default 15 s).
     pub interval: Option<String>,
     /// Such as `5s` (default: the interval, at most 10 s).
@@ -57,6 +60,9 @@ pub struct AlertRuleFile {
 pub struct WebhookFile {
     pub name: String,
     pub url: String,
+    /// For `https://`: the CA (PEM) that signs the server's certificate (default: the
+    /// public roots).
+    pub ca_file: Option<String>,
     /// The HMAC-SHA256 key, inline ...
     pub secret: Option<String>,
     /// ... or the name of an environment variable that holds it.
@@ -72,6 +78,9 @@ pub struct AlertmanagerFile {
     pub name: String,
     /// The base URL; alerts go to `<url>/api/v2/alerts`.
     pub url: String,
+    /// For `https://`: the CA (PEM) that signs the server's certificate (default: the
+    /// public roots).
+    pub ca_file: Option<String>,
     pub timeout: Option<String>,
     /// Attempts in all (default 4), with exponential backoff between them.
     pub max_attempts: Option<u32>,
@@ -123,6 +132,9 @@ pub struct PrometheusBackendFile {
     pub name: String,
     /// The base URL, such as `http://prometheus:9090`.
     pub url: String,
+    /// For `https://`: the CA (PEM) that signs the server's certificate (default: the
+    /// public roots).
+    pub ca_file: Option<String>,
     pub timeout: Option<String>,
     /// Series names read from this Prometheus; `node_*` names every series with the prefix.
     pub series: Vec<String>,
@@ -207,17 +219,33 @@ fn unique(issues: &mut Issues, seen: &mut HashSet<String>, path: String, name: &
     }
 }
 
-fn http_url(issues: &mut Issues, path: String, text: &str) {
+/// An `http://` or `https://` URL with a host; `ca_file` only with `https://`, and
+/// readable as PEM certificates.
+fn http_url(issues: &mut Issues, path: &str, text: &str, ca_file: Option<&str>) {
     match url::Url::parse(text) {
-        Ok(url) if url.scheme() == "http" && url.host().is_some() => {}
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            if let Some(file) = ca_file {
+                if url.scheme() != "https" {
+                    issues.push((
+                        format!("{path}.ca_file"),
+                        "applies to https:// URLs only".to_owned(),
+                    ));
+                } else if let Err(err) = super::http::tls_for(Some(file)) {
+                    issues.push((format!("{path}.ca_file"), err));
+                }
+            }
+        }
         Ok(url) => issues.push((
-            path,
+            format!("{path}.url"),
             format!(
-                "unsupported URL {text:?}: only http:// with a host is supported (scheme {:?})",
+                "unsupported URL {text:?}: use http:// or https:// with a host (scheme {:?})",
                 url.scheme()
             ),
         )),
-        Err(err) => issues.push((path, format!("invalid URL {text:?}: {err}"))),
+        Err(err) => issues.push((
+            format!("{path}.url"),
+            format!("invalid URL {text:?}: {err}"),
+        )),
     }
 }
 
@@ -229,7 +257,7 @@ pub fn validate(file: &CatalogFile, issues: &mut Issues) -> MetricsCatalog {
     for (i, target) in targets.iter().enumerate() {
         let path = format!("scrape_targets[{i}]");
         unique(issues, &mut seen, format!("{path}.name"), &target.name);
-        http_url(issues, format!("{path}.url"), &target.url);
+        http_url(issues, &path, &target.url, target.ca_file.as_deref());
         let interval = duration(
             issues,
             format!("{path}.interval"),
@@ -267,6 +295,7 @@ pub fn validate(file: &CatalogFile, issues: &mut Issues) -> MetricsCatalog {
         out.scrape_targets.push(ScrapeTarget {
             name: target.name.clone(),
             url: target.url.clone(),
+            ca_file: target.ca_file.clone(),
             interval,
             timeout,
             labels: target.labels.clone(),
@@ -358,7 +387,7 @@ pub fn validate(file: &CatalogFile, issues: &mut Issues) -> MetricsCatalog {
     for (i, hook) in webhooks.iter().enumerate() {
         let path = format!("webhooks[{i}]");
         unique(issues, &mut seen, format!("{path}.name"), &hook.name);
-        http_url(issues, format!("{path}.url"), &hook.url);
+        http_url(issues, &path, &hook.url, hook.ca_file.as_deref());
         let secret = inline_or_env(
             issues,
             &path,
@@ -369,6 +398,7 @@ pub fn validate(file: &CatalogFile, issues: &mut Issues) -> MetricsCatalog {
         out.webhooks.push(Webhook {
             name: hook.name.clone(),
             url: hook.url.clone(),
+            ca_file: hook.ca_file.clone(),
             secret,
             timeout: duration(
                 issues,
@@ -393,10 +423,11 @@ fn validate_notifications_and_sources(
     for (i, manager) in file.alertmanagers.iter().enumerate() {
         let path = format!("alertmanagers[{i}]");
         unique(issues, &mut seen, format!("{path}.name"), &manager.name);
-        http_url(issues, format!("{path}.url"), &manager.url);
+        http_url(issues, &path, &manager.url, manager.ca_file.as_deref());
         out.alertmanagers.push(Alertmanager {
             name: manager.name.clone(),
             url: manager.url.trim_end_matches('/').to_owned(),
+            ca_file: manager.ca_file.clone(),
             timeout: duration(
                 issues,
                 format!("{path}.timeout"),
@@ -539,7 +570,7 @@ fn validate_notifications_and_sources(
     for (i, backend) in file.prometheus_backends.iter().enumerate() {
         let path = format!("prometheus_backends[{i}]");
         unique(issues, &mut seen, format!("{path}.name"), &backend.name);
-        http_url(issues, format!("{path}.url"), &backend.url);
+        http_url(issues, &path, &backend.url, backend.ca_file.as_deref());
         if backend.series.is_empty() {
             issues.push((
                 format!("{path}.series"),
@@ -558,6 +589,7 @@ fn validate_notifications_and_sources(
         out.prometheus_backends.push(PrometheusBackend {
             name: backend.name.clone(),
             url: backend.url.trim_end_matches('/').to_owned(),
+            ca_file: backend.ca_file.clone(),
             timeout: duration(
                 issues,
                 format!("{path}.timeout"),

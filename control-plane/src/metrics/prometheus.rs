@@ -68,16 +68,17 @@ pub async fn query_range(
         .append_pair("step", &seconds(step_ms))
         .finish();
     let url = format!("{}/api/v1/query_range?{query}", backend.url);
-    let response = super::http::send(
-        "GET",
-        &url,
-        &[("accept", "application/json".to_owned())],
-        Vec::new(),
-        backend.timeout,
-        MAX_BODY,
-    )
-    .await
-    .map_err(|e| format!("prometheus {} ({}): {e}", backend.name, backend.url))?;
+    let failed = |e: String| format!("prometheus {} ({}): {e}", backend.name, backend.url);
+    let tls = super::http::tls_for(backend.ca_file.as_deref()).map_err(failed)?;
+    let call = super::http::Call {
+        method: "GET",
+        url: &url,
+        headers: &[("accept", "application/json".to_owned())],
+        body: Vec::new(),
+    };
+    let response = super::http::send(call, &tls, backend.timeout, MAX_BODY)
+        .await
+        .map_err(failed)?;
     if response.truncated {
         return Err(format!(
             "prometheus {} answered more than {} MiB; narrow the range or set a larger step",

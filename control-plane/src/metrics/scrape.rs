@@ -129,6 +129,13 @@ impl TargetLoop {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
         let mut had_problems = false;
+        // Read once per definition; a CA file that went bad since validation fails scrapes.
+        let tls = super::http::tls_for(self.target.ca_file.as_deref());
+        let accept = [(
+            "accept",
+            "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4"
+                .to_owned(),
+        )];
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -136,19 +143,18 @@ impl TargetLoop {
             }
             let started = Instant::now();
             let at_ms = now_ms();
-            let fetched = super::http::send(
-                "GET",
-                &self.target.url,
-                &[(
-                    "accept",
-                    "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4"
-                        .to_owned(),
-                )],
-                Vec::new(),
-                self.target.timeout,
-                MAX_BODY,
-            )
-            .await
+            let fetched = match &tls {
+                Ok(tls) => {
+                    let call = super::http::Call {
+                        method: "GET",
+                        url: &self.target.url,
+                        headers: &accept,
+                        body: Vec::new(),
+                    };
+                    super::http::send(call, tls, self.target.timeout, MAX_BODY).await
+                }
+                Err(err) => Err(err.clone()),
+            }
             .and_then(|response| {
                 if response.status == 200 {
                     Ok(response)

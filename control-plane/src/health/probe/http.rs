@@ -406,6 +406,17 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// The TLS client settings for a CA file (PEM), or the public roots without one; the
+/// error names the file and what is wrong with it.
+pub fn tls_client_config(ca_file: Option<&str>) -> Result<Arc<ClientConfig>, String> {
+    match ca_file {
+        Some(path) => ca_roots(path)
+            .map(|roots| Arc::new(client_config(roots)))
+            .map_err(|e| e.to_string()),
+        None => Ok(default_client_config()),
+    }
+}
+
 /// The CA certificates of a PEM file.
 fn ca_roots(path: &str) -> Result<RootCertStore, ProbeError> {
     let bad = |reason: String| ProbeError::CaFile {

@@ -13,7 +13,7 @@
 //! closes every connection. They never block the runtime.
 
 mod grpc;
-mod http;
+pub(crate) mod http;
 mod mqtt;
 mod postgres;
 mod redis;
