@@ -267,13 +267,26 @@ async fn status_shows_sql_kpis_and_firing_alerts() {
          INSERT INTO devices VALUES ('online'), ('online'), ('online'), ('stale')",
     )
     .unwrap();
-    let catalog = CatalogFile::demo().unwrap();
-    catalog
-        .append(&format!(
-            "kpis:\n  - name: fleet\n    dsn: '{dsn}'\n    interval: 1s\n    query: SELECT state, count(*) AS devices FROM devices GROUP BY state\n\
-alert_rules:\n  - name: stale-devices\n    metric: devices\n    labels: {{state: stale}}\n    threshold: 0\n"
-        ))
-        .unwrap();
+    let catalog = CatalogFile::with_text(&format!(
+        r#"environments:
+  - id: local
+projects:
+  - id: fleet
+    deployments:
+      - environment: local
+kpis:
+  - name: fleet
+    dsn: '{dsn}'
+    interval: 1s
+    query: SELECT state, count(*) AS devices FROM devices GROUP BY state
+alert_rules:
+  - name: stale-devices
+    metric: devices
+    labels: {{state: stale}}
+    threshold: 0
+"#
+    ))
+    .unwrap();
     let server = pharosd_with(&catalog).await;
 
     // The KPI runs once a second; the alert fires on its first value.

@@ -65,6 +65,10 @@ export class WatchStore {
   private eventsSeen = 0;
   /** Increases on every mutation, so views can tell cheaply whether anything changed. */
   version = 0;
+  /** Per topic, increases when one of its objects changes: list() answers stay valid
+   * until then (a health change does not redo the catalog lists). */
+  private readonly topicVersions = new Map<WatchTopic, number>();
+  private readonly listCache = new Map<string, { version: number; found: readonly Change[] }>();
 
   constructor(private readonly feedLimit = EVENT_FEED_LIMIT) {}
 
@@ -105,9 +109,11 @@ export class WatchStore {
       case ChangeKind.SNAPSHOT:
       case ChangeKind.UPSERT:
         this.entries.set(storeKey(change), change);
+        this.touch(change.topic);
         break;
       case ChangeKind.DELETE:
         if (!this.entries.delete(storeKey(change))) return false;
+        this.touch(change.topic);
         break;
       case ChangeKind.APPEND:
         if (change.object.case !== "event") return false;
@@ -118,6 +124,10 @@ export class WatchStore {
     }
     this.version++;
     return true;
+  }
+
+  private touch(topic: WatchTopic): void {
+    this.topicVersions.set(topic, (this.topicVersions.get(topic) ?? 0) + 1);
   }
 
   private append(change: Change, event: Event): void {
@@ -137,6 +147,8 @@ export class WatchStore {
   clear(): void {
     if (this.entries.size === 0) return;
     this.entries.clear();
+    this.listCache.clear();
+    for (const topic of [...this.topicVersions.keys()]) this.touch(topic);
     this.version++;
   }
 
@@ -149,13 +161,18 @@ export class WatchStore {
   }
 
   /** Every change of a topic whose key starts with a prefix, in key order. */
-  list(topic: WatchTopic, prefix = ""): Change[] {
+  list(topic: WatchTopic, prefix = ""): readonly Change[] {
     const full = `${topicName(topic)}/${prefix}`;
+    const version = this.topicVersions.get(topic) ?? 0;
+    const cached = this.listCache.get(full);
+    if (cached && cached.version === version) return cached.found;
     const found: Change[] = [];
     for (const [key, change] of this.entries) {
       if (key.startsWith(full)) found.push(change);
     }
-    return found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    this.listCache.set(full, { version, found });
+    return found;
   }
 
   /** Every stored key, "topic/key", for tests and debugging. */

@@ -9,7 +9,7 @@ import { worstStatus } from "./format";
 type ObjectCase = NonNullable<Change["object"]["case"]>;
 type ObjectOf<C extends ObjectCase> = Extract<Change["object"], { case: C }>["value"];
 
-function objects<C extends ObjectCase>(changes: Change[], kind: C): ObjectOf<C>[] {
+function objects<C extends ObjectCase>(changes: readonly Change[], kind: C): ObjectOf<C>[] {
   const found: ObjectOf<C>[] = [];
   for (const change of changes) {
     if (change.object.case === kind) found.push(change.object.value as ObjectOf<C>);
