@@ -206,11 +206,59 @@ function frameStats(deltas, frameMs) {
 
 async function recordFrames(page, seconds) {
   await page.evaluate(RECORDER);
+  const trace = process.env.PHAROS_BENCH_TRACE ? await startTrace(page) : null;
   await new Promise((r) => setTimeout(r, seconds * 1000));
+  if (trace) await trace();
   return page.evaluate(() => {
     window.__frames.running = false;
     return { deltas: window.__frames.deltas, longTasks: window.__frames.longTasks };
   });
+}
+
+/**
+ * With PHAROS_BENCH_TRACE set: records Chromium's trace while frames are recorded and
+ * prints where the renderer's main thread spent its time (top-level events by name).
+ */
+async function startTrace(page) {
+  const cdp = await page.context().newCDPSession(page);
+  const events = [];
+  cdp.on("Tracing.dataCollected", (data) => events.push(...data.value));
+  const done = new Promise((resolve) => cdp.once("Tracing.tracingComplete", resolve));
+  await cdp.send("Tracing.start", {
+    categories: "devtools.timeline,v8,disabled-by-default-devtools.timeline",
+    transferMode: "ReportEvents",
+  });
+  await cdp.send("Profiler.enable");
+  await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
+  await cdp.send("Profiler.start");
+  return async () => {
+    const { profile } = await cdp.send("Profiler.stop");
+    await cdp.send("Tracing.end");
+    await done;
+    // Self time per function from the sampling profile.
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    const self = new Map();
+    const deltas = profile.timeDeltas;
+    profile.samples.forEach((id, i) => {
+      const node = byId.get(id);
+      const f = node.callFrame;
+      const name = `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber}`;
+      self.set(name, (self.get(name) ?? 0) + (deltas[i + 1] ?? 0) / 1000);
+    });
+    console.log("  JS self time, ms (sampling profile):");
+    for (const [name, ms] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
+      console.log(`    ${name.slice(0, 70).padEnd(70)} ${ms.toFixed(1)}`);
+    }
+    const main = events.find((e) => e.name === "thread_name" && e.args?.name === "CrRendererMain");
+    const totals = new Map();
+    for (const e of events) {
+      if (!main || e.pid !== main.pid || e.tid !== main.tid || e.ph !== "X" || !e.dur) continue;
+      totals.set(e.name, (totals.get(e.name) ?? 0) + e.dur / 1000);
+    }
+    const top = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15);
+    console.log("  renderer main thread, ms by event (nested events counted in their parents too):");
+    for (const [name, ms] of top) console.log(`    ${name.padEnd(36)} ${ms.toFixed(1)}`);
+  };
 }
 
 /**

@@ -152,7 +152,9 @@ function LineChart({ label, unit, lines, scale = 1 }: { label: string; unit: str
       );
     },
     CHART_HEIGHT,
-    [lines, scale, unit],
+    // The points arrays come from one RPC answer and keep their identity until the next:
+    // the chart is rebuilt when the data changes, not on every render of the page.
+    [...lines.map((l) => l.points), scale, unit],
   );
   return <div class="chart" ref={container} role="img" aria-label={label} />;
 }
