@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Harness};
+use common::{Backend, Harness, as_operator, quiet_operator};
 use hmac::{Hmac, Mac};
 use pharos_control_plane::journal::Object;
 use pharos_proto::v1 as pb;
@@ -17,16 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-const TOKEN: &str = "alerts-operator-secret";
 const SECRET: &str = "webhook-shared-secret";
-
-fn auth<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    request
-}
 
 /// A delivery as received: whether its signature verified, and its JSON body.
 #[derive(Debug)]
@@ -99,14 +90,16 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<Delivery>) {
 
 async fn push(client: &mut MetricsServiceClient<tonic::transport::Channel>, value: f64) {
     let response = client
-        .push_metrics(auth(tokio_stream::iter(vec![pb::PushMetricsRequest {
-            samples: vec![pb::PushedSample {
-                name: "queue_depth".to_owned(),
-                labels: [("queue".to_owned(), "ingest".to_owned())].into(),
-                value,
-                time_unix_ms: 0,
-            }],
-        }])))
+        .push_metrics(as_operator(tokio_stream::iter(vec![
+            pb::PushMetricsRequest {
+                samples: vec![pb::PushedSample {
+                    name: "queue_depth".to_owned(),
+                    labels: [("queue".to_owned(), "ingest".to_owned())].into(),
+                    value,
+                    time_unix_ms: 0,
+                }],
+            },
+        ])))
         .await
         .unwrap()
         .into_inner();
@@ -129,14 +122,7 @@ async fn alert_fires_and_resolves_with_signed_webhooks() {
 alert_rules:\n  - name: ingest-backlog\n    metric: queue_depth\n    labels: {{queue: ingest}}\n    op: above\n    threshold: 100\n    for: 1s\n    severity: critical\n    project: api\n    environment: prod\n\
 webhooks:\n  - name: ops\n    url: {url}\n    secret: {SECRET}\n  - name: gone\n    url: {dead}\n    secret: x\n    max_attempts: 2\n    timeout: 1s\n"
     );
-    let harness = Harness::start_with_catalog(Backend::Sqlite, &catalog, |settings| {
-        settings.tokens = vec![pharos_control_plane::auth::TokenConfig {
-            name: "pusher".to_owned(),
-            role: pharos_control_plane::auth::Role::Operator,
-            sha256: pharos_control_plane::auth::hash_token(TOKEN),
-        }];
-    })
-    .await;
+    let harness = Harness::start_with_catalog(Backend::Sqlite, &catalog, quiet_operator).await;
     let mut client = MetricsServiceClient::connect(harness.url()).await.unwrap();
 
     push(&mut client, 40.0).await;
@@ -201,16 +187,7 @@ webhooks:\n  - name: ops\n    url: {url}\n    secret: {SECRET}\n  - name: gone\n
 async fn a_firing_alert_stays_firing_across_a_restart_and_resolves_once() {
     let catalog = "environments:\n  - id: prod\nprojects:\n  - id: api\n    deployments:\n      - environment: prod\n\
 alert_rules:\n  - name: ingest-backlog\n    metric: queue_depth\n    labels: {queue: ingest}\n    threshold: 100\n    severity: error\n";
-    let mut harness = Harness::start_with_catalog(Backend::Sqlite, catalog, |settings| {
-        settings.tokens = vec![pharos_control_plane::auth::TokenConfig {
-            name: "pusher".to_owned(),
-            role: pharos_control_plane::auth::Role::Operator,
-            sha256: pharos_control_plane::auth::hash_token(TOKEN),
-        }];
-        settings.capacity.interval = Duration::ZERO;
-        settings.telemetry_interval = Duration::ZERO;
-    })
-    .await;
+    let mut harness = Harness::start_with_catalog(Backend::Sqlite, catalog, quiet_operator).await;
     let mut client = MetricsServiceClient::connect(harness.url()).await.unwrap();
     push(&mut client, 250.0).await;
     let fired = alert_events_until(&harness, |events| events.len() == 1).await;
@@ -220,7 +197,7 @@ alert_rules:\n  - name: ingest-backlog\n    metric: queue_depth\n    labels: {qu
     let mut client = MetricsServiceClient::connect(harness.url()).await.unwrap();
     // Firing right after the restart, before any new sample: restored, not fired again.
     let firing = client
-        .get_aggregates(auth(pb::GetAggregatesRequest {}))
+        .get_aggregates(as_operator(pb::GetAggregatesRequest {}))
         .await
         .unwrap()
         .into_inner()

@@ -8,33 +8,14 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Harness};
+use common::{Backend, Harness, as_operator, quiet_operator};
 use pharos_e2e::{TestAlertmanager, TestNodeExporter, TestPrometheus, http_get};
 use pharos_proto::v1 as pb;
 use pharos_proto::v1::metrics_service_client::MetricsServiceClient;
 use serde_json::Value;
 
-const TOKEN: &str = "backends-operator-secret";
-
-fn auth<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    request
-}
-
 async fn start(catalog: &str) -> Harness {
-    Harness::start_with_catalog(Backend::Sqlite, catalog, |settings| {
-        settings.tokens = vec![pharos_control_plane::auth::TokenConfig {
-            name: "pusher".to_owned(),
-            role: pharos_control_plane::auth::Role::Operator,
-            sha256: pharos_control_plane::auth::hash_token(TOKEN),
-        }];
-        settings.capacity.interval = Duration::ZERO;
-        settings.telemetry_interval = Duration::ZERO;
-    })
-    .await
+    Harness::start_with_catalog(Backend::Sqlite, catalog, quiet_operator).await
 }
 
 /// GETs a JSON document, retrying until `accept` takes it (15 s at most).
@@ -130,7 +111,7 @@ prometheus_backends:
     let end = chrono::Utc::now().timestamp();
     let start_s = end - 30;
     let series = client
-        .query_range(auth(range(
+        .query_range(as_operator(range(
             "node_cpu_seconds_total",
             &[("mode", "idle")],
             start_s,
@@ -205,18 +186,20 @@ prometheus_backends:
 
     // Unclaimed names still come from pharosd's own store.
     client
-        .push_metrics(auth(tokio_stream::iter(vec![pb::PushMetricsRequest {
-            samples: vec![pb::PushedSample {
-                name: "queue_depth".to_owned(),
-                labels: HashMap::new(),
-                value: 7.0,
-                time_unix_ms: 0,
-            }],
-        }])))
+        .push_metrics(as_operator(tokio_stream::iter(vec![
+            pb::PushMetricsRequest {
+                samples: vec![pb::PushedSample {
+                    name: "queue_depth".to_owned(),
+                    labels: HashMap::new(),
+                    value: 7.0,
+                    time_unix_ms: 0,
+                }],
+            },
+        ])))
         .await
         .unwrap();
     let own = client
-        .query_range(auth(range("queue_depth", &[], end - 60, end + 60)))
+        .query_range(as_operator(range("queue_depth", &[], end - 60, end + 60)))
         .await
         .unwrap()
         .into_inner()
@@ -226,7 +209,7 @@ prometheus_backends:
 
     // A backend that cannot answer: UNAVAILABLE, naming it.
     let err = client
-        .query_range(auth(range("missing_series", &[], start_s, end)))
+        .query_range(as_operator(range("missing_series", &[], start_s, end)))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
@@ -236,14 +219,16 @@ prometheus_backends:
 
 async fn push(client: &mut MetricsServiceClient<tonic::transport::Channel>, value: f64) {
     let response = client
-        .push_metrics(auth(tokio_stream::iter(vec![pb::PushMetricsRequest {
-            samples: vec![pb::PushedSample {
-                name: "disk_used_ratio".to_owned(),
-                labels: [("volume".to_owned(), "data".to_owned())].into(),
-                value,
-                time_unix_ms: 0,
-            }],
-        }])))
+        .push_metrics(as_operator(tokio_stream::iter(vec![
+            pb::PushMetricsRequest {
+                samples: vec![pb::PushedSample {
+                    name: "disk_used_ratio".to_owned(),
+                    labels: [("volume".to_owned(), "data".to_owned())].into(),
+                    value,
+                    time_unix_ms: 0,
+                }],
+            },
+        ])))
         .await
         .unwrap()
         .into_inner();

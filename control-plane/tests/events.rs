@@ -5,30 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, Harness};
+use common::{Backend, Harness, as_operator, quiet_operator};
 use pharos_proto::v1 as pb;
 use pharos_proto::v1::event_service_client::EventServiceClient;
 use pharos_proto::v1::watch_service_client::WatchServiceClient;
 
-const TOKEN: &str = "events-operator-secret";
-
 async fn start() -> Harness {
-    Harness::start(Backend::Sqlite, |settings| {
-        settings.tokens = vec![pharos_control_plane::auth::TokenConfig {
-            name: "reporter".to_owned(),
-            role: pharos_control_plane::auth::Role::Operator,
-            sha256: pharos_control_plane::auth::hash_token(TOKEN),
-        }];
-    })
-    .await
-}
-
-fn auth<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    request
+    Harness::start(Backend::Sqlite, quiet_operator).await
 }
 
 fn reported(kind: &str, severity: pb::EventSeverity, project: &str) -> pb::ReportedEvent {
@@ -49,7 +32,7 @@ async fn reported_events_reach_watchers_history_and_counts() {
     let mut watch = WatchServiceClient::connect(harness.url())
         .await
         .unwrap()
-        .watch(auth(pb::WatchRequest {
+        .watch(as_operator(pb::WatchRequest {
             topics: vec![pb::WatchTopic::Events as i32],
             projects: vec!["api".to_owned()],
             ..Default::default()
@@ -80,7 +63,7 @@ async fn reported_events_reach_watchers_history_and_counts() {
         },
     ];
     let response = events
-        .report_events(auth(tokio_stream::iter(batches)))
+        .report_events(as_operator(tokio_stream::iter(batches)))
         .await
         .unwrap()
         .into_inner();
@@ -112,7 +95,7 @@ async fn reported_events_reach_watchers_history_and_counts() {
     assert_eq!(seen, ["ingest.failed", "ingest.failed", "delivery.failed"]);
 
     let counts = events
-        .get_error_counts(auth(pb::GetErrorCountsRequest::default()))
+        .get_error_counts(as_operator(pb::GetErrorCountsRequest::default()))
         .await
         .unwrap()
         .into_inner();
@@ -141,7 +124,7 @@ async fn reported_events_reach_watchers_history_and_counts() {
     );
     // Info events are not errors unless asked for.
     let all = events
-        .get_error_counts(auth(pb::GetErrorCountsRequest {
+        .get_error_counts(as_operator(pb::GetErrorCountsRequest {
             min_severity: pb::EventSeverity::Info as i32,
             project_id: "web".to_owned(),
             ..Default::default()
@@ -154,7 +137,7 @@ async fn reported_events_reach_watchers_history_and_counts() {
 
     // History: a kind prefix, newest first, one per page.
     let page = events
-        .list_events(auth(pb::ListEventsRequest {
+        .list_events(as_operator(pb::ListEventsRequest {
             kinds: vec!["ingest.".to_owned()],
             page_size: 2,
             ..Default::default()
@@ -170,7 +153,7 @@ async fn reported_events_reach_watchers_history_and_counts() {
     assert_eq!(kinds, ["ingest.retried", "ingest.failed"]);
     assert!(page.events[0].revision > page.events[1].revision);
     let next = events
-        .list_events(auth(pb::ListEventsRequest {
+        .list_events(as_operator(pb::ListEventsRequest {
             kinds: vec!["ingest.".to_owned()],
             page_size: 2,
             page_token: page.next_page_token.clone(),
@@ -188,12 +171,14 @@ async fn reported_events_reach_watchers_history_and_counts() {
 
     // An invalid batch is refused whole, with the field, and records nothing.
     let status = events
-        .report_events(auth(tokio_stream::iter(vec![pb::ReportEventsRequest {
-            events: vec![
-                reported("ingest.failed", pb::EventSeverity::Error, "api"),
-                reported("Not A Kind", pb::EventSeverity::Error, "api"),
-            ],
-        }])))
+        .report_events(as_operator(tokio_stream::iter(vec![
+            pb::ReportEventsRequest {
+                events: vec![
+                    reported("ingest.failed", pb::EventSeverity::Error, "api"),
+                    reported("Not A Kind", pb::EventSeverity::Error, "api"),
+                ],
+            },
+        ])))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -203,7 +188,7 @@ async fn reported_events_reach_watchers_history_and_counts() {
         status.message()
     );
     let after = events
-        .get_error_counts(auth(pb::GetErrorCountsRequest::default()))
+        .get_error_counts(as_operator(pb::GetErrorCountsRequest::default()))
         .await
         .unwrap()
         .into_inner();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Backend, Harness};
+use common::{Backend, Harness, as_operator, quiet_operator};
 
 use pharos_proto::v1 as pb;
 use pharos_proto::v1::metrics_service_client::MetricsServiceClient;
@@ -81,29 +81,9 @@ async fn client(harness: &Harness) -> MetricsServiceClient<Channel> {
     MetricsServiceClient::connect(harness.url()).await.unwrap()
 }
 
-const TOKEN: &str = "metrics-operator-secret";
-
 /// An in-process pharosd with one operator token (pushing needs the operator role).
 async fn start(catalog: &str) -> Harness {
-    Harness::start_with_catalog(Backend::Sqlite, catalog, |settings| {
-        // Only the series a test scrapes or pushes: no capacity or own-figure series.
-        settings.capacity.interval = Duration::ZERO;
-        settings.telemetry_interval = Duration::ZERO;
-        settings.tokens = vec![pharos_control_plane::auth::TokenConfig {
-            name: "pusher".to_owned(),
-            role: pharos_control_plane::auth::Role::Operator,
-            sha256: pharos_control_plane::auth::hash_token(TOKEN),
-        }];
-    })
-    .await
-}
-
-fn auth<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    request
+    Harness::start_with_catalog(Backend::Sqlite, catalog, quiet_operator).await
 }
 
 fn now_ms() -> i64 {
@@ -127,7 +107,7 @@ async fn query(
     start_ms: i64,
 ) -> Vec<pb::Series> {
     client
-        .query_range(auth(pb::QueryRangeRequest {
+        .query_range(as_operator(pb::QueryRangeRequest {
             selector: Some(pb::SeriesSelector {
                 name: name.to_owned(),
                 labels: labels
@@ -245,7 +225,7 @@ async fn node_exporter_cpu_rates_are_plausible() {
         );
     }
     let targets = client
-        .list_scrape_targets(auth(pb::ListScrapeTargetsRequest {}))
+        .list_scrape_targets(as_operator(pb::ListScrapeTargetsRequest {}))
         .await
         .unwrap()
         .into_inner()
@@ -328,7 +308,7 @@ async fn hostile_expositions_are_bounded_and_reported() {
     let deadline = Instant::now() + DEADLINE;
     let targets = loop {
         let targets = client
-            .list_scrape_targets(auth(pb::ListScrapeTargetsRequest {}))
+            .list_scrape_targets(as_operator(pb::ListScrapeTargetsRequest {}))
             .await
             .unwrap()
             .into_inner()
@@ -421,7 +401,7 @@ async fn pushed_series_reads_back_exactly() {
         ],
     });
     let response = client
-        .push_metrics(auth(tokio_stream::iter(batches)))
+        .push_metrics(as_operator(tokio_stream::iter(batches)))
         .await
         .unwrap()
         .into_inner();
@@ -483,7 +463,7 @@ async fn pushed_series_reads_back_exactly() {
 
     // Bad queries change nothing and say why.
     let status = client
-        .query_range(auth(pb::QueryRangeRequest {
+        .query_range(as_operator(pb::QueryRangeRequest {
             selector: Some(pb::SeriesSelector {
                 name: "".to_owned(),
                 ..Default::default()
@@ -534,7 +514,7 @@ async fn watch_streams_batches_of_selected_series() {
             .unwrap();
     // Asking for the topic without naming series is refused with the fix.
     let status = watch
-        .watch(auth(pb::WatchRequest {
+        .watch(as_operator(pb::WatchRequest {
             topics: vec![pb::WatchTopic::Metrics as i32],
             ..Default::default()
         }))
@@ -544,7 +524,7 @@ async fn watch_streams_batches_of_selected_series() {
     assert!(status.message().contains("metric_selectors"));
 
     let mut stream = watch
-        .watch(auth(pb::WatchRequest {
+        .watch(as_operator(pb::WatchRequest {
             topics: vec![pb::WatchTopic::Metrics as i32],
             metric_selectors: vec![pb::SeriesSelector {
                 name: "live_gauge".to_owned(),
@@ -576,7 +556,7 @@ async fn watch_streams_batches_of_selected_series() {
             pushed += 1;
             let n = pushed as f64;
             client
-                .push_metrics(auth(tokio_stream::iter(vec![push(vec![
+                .push_metrics(as_operator(tokio_stream::iter(vec![push(vec![
                     ("a", n),
                     ("b", -n),
                     ("a", n + 0.5),
@@ -690,7 +670,7 @@ async fn https_targets_are_scraped_with_their_ca_and_refused_without_it() {
     let deadline = Instant::now() + DEADLINE;
     let untrusted = loop {
         let targets = client
-            .list_scrape_targets(auth(pb::ListScrapeTargetsRequest {}))
+            .list_scrape_targets(as_operator(pb::ListScrapeTargetsRequest {}))
             .await
             .unwrap()
             .into_inner()

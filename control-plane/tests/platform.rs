@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Harness};
+use common::{Backend, Harness, as_operator, quiet_operator};
 use pharos_control_plane::domain::Event;
 use pharos_control_plane::journal::Object;
 use pharos_e2e::TestPostgres;
@@ -16,34 +16,13 @@ use pharos_proto::v1 as pb;
 use pharos_proto::v1::metrics_service_client::MetricsServiceClient;
 use tonic::transport::Channel;
 
-const TOKEN: &str = "platform-operator-secret";
-
-fn auth<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    request
-}
-
 async fn start(catalog: &str) -> Harness {
-    Harness::start_with_catalog(Backend::Sqlite, catalog, |settings| {
-        settings.tokens = vec![pharos_control_plane::auth::TokenConfig {
-            name: "pusher".to_owned(),
-            role: pharos_control_plane::auth::Role::Operator,
-            sha256: pharos_control_plane::auth::hash_token(TOKEN),
-        }];
-        settings.capacity.interval = Duration::ZERO;
-        settings.telemetry_interval = Duration::ZERO;
-        // Whatever DOCKER_HOST says: these tests count no containers.
-        settings.containers.docker_host = None;
-    })
-    .await
+    Harness::start_with_catalog(Backend::Sqlite, catalog, quiet_operator).await
 }
 
 async fn aggregates(client: &mut MetricsServiceClient<Channel>) -> Vec<pb::AggregateGroup> {
     client
-        .get_aggregates(auth(pb::GetAggregatesRequest {}))
+        .get_aggregates(as_operator(pb::GetAggregatesRequest {}))
         .await
         .unwrap()
         .into_inner()
@@ -169,7 +148,7 @@ kpis:
 
     // The same gauges are series for QueryRange.
     let series = client
-        .query_range(auth(pb::QueryRangeRequest {
+        .query_range(as_operator(pb::QueryRangeRequest {
             selector: Some(pb::SeriesSelector {
                 name: "tenants".to_owned(),
                 labels: HashMap::from([("status".to_owned(), "active".to_owned())]),
@@ -258,13 +237,15 @@ alert_rules:
     assert_eq!(value(&groups[2], "alerts_firing", &[]), Some(0.0));
 
     client
-        .push_metrics(auth(tokio_stream::iter(vec![pb::PushMetricsRequest {
-            samples: vec![pb::PushedSample {
-                name: "queue_depth".to_owned(),
-                value: 50.0,
-                ..Default::default()
-            }],
-        }])))
+        .push_metrics(as_operator(tokio_stream::iter(vec![
+            pb::PushMetricsRequest {
+                samples: vec![pb::PushedSample {
+                    name: "queue_depth".to_owned(),
+                    value: 50.0,
+                    ..Default::default()
+                }],
+            },
+        ])))
         .await
         .unwrap();
     let alerts = group_until(&mut client, "alerts", |g| {
@@ -292,17 +273,19 @@ alert_rules:
 
 async fn push_at(client: &mut MetricsServiceClient<Channel>, points: &[(i64, f64)]) {
     let response = client
-        .push_metrics(auth(tokio_stream::iter(vec![pb::PushMetricsRequest {
-            samples: points
-                .iter()
-                .map(|(ms, value)| pb::PushedSample {
-                    name: "checkout_latency_ms".to_owned(),
-                    labels: HashMap::from([("route".to_owned(), "/pay".to_owned())]),
-                    value: *value,
-                    time_unix_ms: *ms,
-                })
-                .collect(),
-        }])))
+        .push_metrics(as_operator(tokio_stream::iter(vec![
+            pb::PushMetricsRequest {
+                samples: points
+                    .iter()
+                    .map(|(ms, value)| pb::PushedSample {
+                        name: "checkout_latency_ms".to_owned(),
+                        labels: HashMap::from([("route".to_owned(), "/pay".to_owned())]),
+                        value: *value,
+                        time_unix_ms: *ms,
+                    })
+                    .collect(),
+            },
+        ])))
         .await
         .unwrap()
         .into_inner();

@@ -244,3 +244,29 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// The token of the operator the tests push, report and act with.
+pub const OPERATOR_TOKEN: &str = "test-operator-secret";
+
+/// `message` sent with [`OPERATOR_TOKEN`].
+pub fn as_operator<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {OPERATOR_TOKEN}").parse().unwrap(),
+    );
+    request
+}
+
+/// Settings with the operator token, and without capacity sampling, pharosd's own
+/// series or a container engine: only what a test scrapes or pushes is there.
+pub fn quiet_operator(settings: &mut Settings) {
+    settings.tokens = vec![pharos_control_plane::auth::TokenConfig {
+        name: "operator".to_owned(),
+        role: pharos_control_plane::auth::Role::Operator,
+        sha256: pharos_control_plane::auth::hash_token(OPERATOR_TOKEN),
+    }];
+    settings.capacity.interval = Duration::ZERO;
+    settings.telemetry_interval = Duration::ZERO;
+    settings.containers.docker_host = None;
+}
