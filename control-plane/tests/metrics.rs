@@ -590,33 +590,22 @@ async fn watch_streams_batches_of_selected_series() {
 }
 
 /// An HTTPS exposition server on loopback whose certificate (for 127.0.0.1) is signed by
-/// a CA made for the test; returns its URL and the CA's PEM file.
-async fn https_exposition(body: &'static str) -> (String, tempfile::TempDir) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+/// a CA made for the test; returns its URL and the CA (`ca.pem`).
+async fn https_exposition(body: &'static str) -> (String, pharos_e2e::TestPki) {
     use tokio_rustls::TlsAcceptor;
     use tokio_rustls::rustls::ServerConfig;
     use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
+    let pki = pharos_e2e::TestPki::new("Pharos scrape test CA");
+    let leaf = pki.issue("server", &["127.0.0.1"]);
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![leaf.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            vec![leaf.cert_der.into()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der)),
         )
         .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(config));
@@ -644,13 +633,13 @@ async fn https_exposition(body: &'static str) -> (String, tempfile::TempDir) {
             });
         }
     });
-    (url, dir)
+    (url, pki)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_targets_are_scraped_with_their_ca_and_refused_without_it() {
-    let (url, dir) = https_exposition("# TYPE secure_gauge gauge\nsecure_gauge 42\n").await;
-    let ca_file = dir.path().join("ca.pem").display().to_string();
+    let (url, pki) = https_exposition("# TYPE secure_gauge gauge\nsecure_gauge 42\n").await;
+    let ca_file = pki.path("ca.pem").display().to_string();
     let catalog = format!(
         "environments:\n  - id: prod\nprojects: []\nscrape_targets:\n\
          \x20 - name: trusted\n    url: {url}\n    ca_file: {ca_file}\n    interval: 400ms\n\

@@ -4,28 +4,7 @@
 use std::path::Path;
 
 use pharos_e2e::grpc::{COMMAND_TIMEOUT, command, json_stdout};
-use pharos_e2e::{CmdOutput, Pharosd, run_command};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-
-/// A CA and a server certificate for 127.0.0.1 and localhost, as PEM files in `dir`.
-fn pki(dir: &Path) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Pharos CLI test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-}
+use pharos_e2e::{CmdOutput, Pharosd, TestPki, run_command};
 
 async fn pharos(home: &Path, args: &[&str]) -> CmdOutput {
     let mut cmd = command("pharos");
@@ -38,20 +17,21 @@ async fn pharos(home: &Path, args: &[&str]) -> CmdOutput {
 
 #[tokio::test]
 async fn a_context_with_a_ca_file_speaks_tls_to_pharosd() {
-    let certs = tempfile::tempdir().unwrap();
-    pki(certs.path());
+    // A CA and a server certificate for 127.0.0.1 and localhost.
+    let certs = TestPki::new("Pharos CLI test CA");
+    certs.issue("server", &["127.0.0.1", "localhost"]);
     let server = Pharosd::builder()
         .arg("--tls-cert")
-        .arg(certs.path().join("server.pem"))
+        .arg(certs.path("server.pem"))
         .arg("--tls-key")
-        .arg(certs.path().join("server.key"))
+        .arg(certs.path("server.key"))
         .ready_when_logged("pharosd listening")
         .spawn()
         .await
         .unwrap();
     let url = format!("https://localhost:{}", server.port());
     let home = tempfile::tempdir().unwrap();
-    let ca = certs.path().join("ca.pem");
+    let ca = certs.path("ca.pem");
     pharos(
         home.path(),
         &[

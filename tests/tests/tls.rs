@@ -2,53 +2,23 @@
 //! gRPC over HTTP/2, plain HTTP/1.1 (`/healthz`) and browsers' CORS preflights.
 
 use pharos_e2e::grpc::{json_stdout, pharosd};
-use pharos_e2e::{CmdOutput, Pharosd, grpcurl_path, run_command};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use std::path::{Path, PathBuf};
+use pharos_e2e::{CmdOutput, Pharosd, TestPki, grpcurl_path, run_command};
+use std::path::Path;
 use std::time::Duration;
-use tempfile::TempDir;
 use tokio::process::Command;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate,
 /// all as PEM files in a temporary directory.
-struct Pki {
-    dir: TempDir,
+fn pki() -> TestPki {
+    let pki = TestPki::new("Pharos TLS test CA");
+    pki.issue("server", &["127.0.0.1", "localhost"]);
+    pki.issue("client", &["operator.example"]);
+    pki
 }
 
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "Pharos TLS test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let ca = Issuer::new(ca_params, ca_key);
-        let issue = |names: Vec<String>, name: &str| {
-            let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(names)
-                .unwrap()
-                .signed_by(&key, &ca)
-                .unwrap();
-            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).unwrap();
-            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        };
-        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
-        issue(vec!["127.0.0.1".into(), "localhost".into()], "server");
-        issue(vec!["operator.example".into()], "client");
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-async fn tls_pharosd(pki: &Pki, mutual: bool) -> Pharosd {
+async fn tls_pharosd(pki: &TestPki, mutual: bool) -> Pharosd {
     let mut builder = Pharosd::builder()
         .arg("--tls-cert")
         .arg(pki.path("server.pem"))
@@ -73,7 +43,7 @@ fn arg(path: &Path) -> &str {
 
 #[tokio::test]
 async fn tls_serves_grpc_and_http1_and_refuses_plain_text() {
-    let pki = Pki::new();
+    let pki = pki();
     let server = tls_pharosd(&pki, false).await;
     let ca = pki.path("ca.pem");
 
@@ -136,7 +106,7 @@ async fn tls_serves_grpc_and_http1_and_refuses_plain_text() {
 
 #[tokio::test]
 async fn mutual_tls_refuses_clients_without_a_certificate() {
-    let pki = Pki::new();
+    let pki = pki();
     let server = tls_pharosd(&pki, true).await;
     let ca = pki.path("ca.pem");
     let call = |with_cert: bool| {
@@ -168,7 +138,7 @@ async fn mutual_tls_refuses_clients_without_a_certificate() {
 
 #[tokio::test]
 async fn bad_tls_files_stop_startup_naming_the_flag() {
-    let pki = Pki::new();
+    let pki = pki();
     let data = tempfile::tempdir().unwrap();
     let missing = pki.path("missing.pem");
     let out = pharosd([
