@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Harness, as_operator, quiet_operator};
+use common::{Backend, Harness, as_operator, push_one, quiet_operator};
 use hmac::{Hmac, Mac};
 use pharos_control_plane::journal::Object;
 use pharos_proto::v1 as pb;
@@ -89,20 +89,7 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<Delivery>) {
 }
 
 async fn push(client: &mut MetricsServiceClient<tonic::transport::Channel>, value: f64) {
-    let response = client
-        .push_metrics(as_operator(tokio_stream::iter(vec![
-            pb::PushMetricsRequest {
-                samples: vec![pb::PushedSample {
-                    name: "queue_depth".to_owned(),
-                    labels: [("queue".to_owned(), "ingest".to_owned())].into(),
-                    value,
-                    time_unix_ms: 0,
-                }],
-            },
-        ])))
-        .await
-        .unwrap()
-        .into_inner();
+    let response = push_one(client, "queue_depth", &[("queue", "ingest")], value).await;
     assert_eq!(response.accepted, 1);
 }
 

@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Harness, as_operator, quiet_operator};
+use common::{Backend, Harness, as_operator, push_one, quiet_operator};
 use pharos_e2e::{TestAlertmanager, TestNodeExporter, TestPrometheus, http_get};
 use pharos_proto::v1 as pb;
 use pharos_proto::v1::metrics_service_client::MetricsServiceClient;
@@ -185,19 +184,7 @@ prometheus_backends:
     assert_eq!(got, expected);
 
     // Unclaimed names still come from pharosd's own store.
-    client
-        .push_metrics(as_operator(tokio_stream::iter(vec![
-            pb::PushMetricsRequest {
-                samples: vec![pb::PushedSample {
-                    name: "queue_depth".to_owned(),
-                    labels: HashMap::new(),
-                    value: 7.0,
-                    time_unix_ms: 0,
-                }],
-            },
-        ])))
-        .await
-        .unwrap();
+    push_one(&mut client, "queue_depth", &[], 7.0).await;
     let own = client
         .query_range(as_operator(range("queue_depth", &[], end - 60, end + 60)))
         .await
@@ -218,20 +205,7 @@ prometheus_backends:
 }
 
 async fn push(client: &mut MetricsServiceClient<tonic::transport::Channel>, value: f64) {
-    let response = client
-        .push_metrics(as_operator(tokio_stream::iter(vec![
-            pb::PushMetricsRequest {
-                samples: vec![pb::PushedSample {
-                    name: "disk_used_ratio".to_owned(),
-                    labels: [("volume".to_owned(), "data".to_owned())].into(),
-                    value,
-                    time_unix_ms: 0,
-                }],
-            },
-        ])))
-        .await
-        .unwrap()
-        .into_inner();
+    let response = push_one(client, "disk_used_ratio", &[("volume", "data")], value).await;
     assert_eq!(response.accepted, 1);
 }
 

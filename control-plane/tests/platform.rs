@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Harness, as_operator, quiet_operator};
+use common::{Backend, Harness, as_operator, push_one, quiet_operator};
 use pharos_control_plane::domain::Event;
 use pharos_control_plane::journal::Object;
 use pharos_e2e::TestPostgres;
@@ -236,18 +236,7 @@ alert_rules:
     );
     assert_eq!(value(&groups[2], "alerts_firing", &[]), Some(0.0));
 
-    client
-        .push_metrics(as_operator(tokio_stream::iter(vec![
-            pb::PushMetricsRequest {
-                samples: vec![pb::PushedSample {
-                    name: "queue_depth".to_owned(),
-                    value: 50.0,
-                    ..Default::default()
-                }],
-            },
-        ])))
-        .await
-        .unwrap();
+    push_one(&mut client, "queue_depth", &[], 50.0).await;
     let alerts = group_until(&mut client, "alerts", |g| {
         value(g, "alerts_firing", &[]) == Some(1.0)
     })

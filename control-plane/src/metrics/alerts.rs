@@ -75,7 +75,7 @@ enum State {
 }
 
 /// The receivers of a catalog: webhooks and Alertmanagers.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Receivers {
     webhooks: Vec<Webhook>,
     alertmanagers: Vec<Alertmanager>,

@@ -10,7 +10,7 @@
 //! `kpi.failed` event, and the error in `GetAggregates`) and retried with exponential
 //! backoff, never in a hot loop; `kpi.recovered` follows its next success.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,8 +50,6 @@ pub struct KpiStatus {
     pub last_error: Option<String>,
     /// Columns that are neither numbers nor text, and other notes on the last run.
     pub notes: Vec<String>,
-    pub runs: u64,
-    pub failures: u64,
 }
 
 /// Status of every KPI, by name.
@@ -157,10 +155,7 @@ impl KpiLoop {
                 Err(error) => {
                     // A connection that failed a query is not trusted again.
                     connection = None;
-                    self.update(|status| {
-                        status.failures += 1;
-                        status.last_error = Some(error.clone());
-                    });
+                    self.update(|status| status.last_error = Some(error.clone()));
                     if !failing {
                         self.report(true, &error).await;
                     }
@@ -190,7 +185,6 @@ impl KpiLoop {
                 environment: self.kpi.environment.clone(),
                 ..KpiStatus::default()
             });
-        status.runs += 1;
         change(status);
     }
 
@@ -314,7 +308,7 @@ fn values_of(kpi: &str, rows: &[PgRow]) -> (Vec<KpiValue>, Vec<String>) {
         ));
     }
     let mut out = Vec::new();
-    let mut seen: HashMap<(String, Labels), ()> = HashMap::new();
+    let mut seen: HashSet<(String, Labels)> = HashSet::new();
     for row in rows.iter().take(MAX_ROWS) {
         let mut labels = Labels::from([("kpi".to_owned(), kpi.to_owned())]);
         for (i, (name, kind)) in columns.iter().enumerate() {
@@ -331,7 +325,7 @@ fn values_of(kpi: &str, rows: &[PgRow]) -> (Vec<KpiValue>, Vec<String>) {
                 continue;
             };
             let Some(value) = number(&raw) else { continue };
-            if seen.insert((name.clone(), labels.clone()), ()).is_some() {
+            if !seen.insert((name.clone(), labels.clone())) {
                 notes.push(format!(
                     "rows repeat the labels of {name:?}; the last one counts (add a text column)"
                 ));

@@ -270,3 +270,30 @@ pub fn quiet_operator(settings: &mut Settings) {
     settings.telemetry_interval = Duration::ZERO;
     settings.containers.docker_host = None;
 }
+
+/// Pushes one sample of `name` with `labels`, stamped by the server, as the operator.
+pub async fn push_one(
+    client: &mut pharos_proto::v1::metrics_service_client::MetricsServiceClient<Channel>,
+    name: &str,
+    labels: &[(&str, &str)],
+    value: f64,
+) -> pb::PushMetricsResponse {
+    let sample = pb::PushedSample {
+        name: name.to_owned(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        value,
+        time_unix_ms: 0,
+    };
+    client
+        .push_metrics(as_operator(tokio_stream::iter(vec![
+            pb::PushMetricsRequest {
+                samples: vec![sample],
+            },
+        ])))
+        .await
+        .unwrap()
+        .into_inner()
+}
