@@ -12,6 +12,32 @@ if [[ "${CI:-}" == true ]]; then
   export CARGO_TERM_COLOR=never
 fi
 
+# While the tests run, something answers on 127.0.0.1:7600, pharosd's default address,
+# as the pharosd of `bash scripts/run.sh` would: no test may depend on what listens
+# there. A decoy HTTP server says 200 to every GET (so a check aimed at 7600 by mistake
+# turns healthy and changes the journal under the test). If 7600 is taken already,
+# whatever holds it plays that part.
+decoy_pid=""
+stop_decoy() { [[ -n "$decoy_pid" ]] && kill "$decoy_pid" 2>/dev/null || true; }
+trap stop_decoy EXIT
+python3 - <<'PY' &
+import http.server, socketserver, sys
+class Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("content-length", "2"); self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+try:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 7600), Ok)
+except OSError as err:
+    print(f"==> 127.0.0.1:7600 is in use already ({err.strerror}); tests run beside it", file=sys.stderr)
+    sys.exit(0)
+print("==> a decoy HTTP server answers on 127.0.0.1:7600 during the tests", file=sys.stderr)
+server.serve_forever()
+PY
+decoy_pid=$!
+
 step "install test dependencies"
 bash scripts/install-test-deps.sh
 

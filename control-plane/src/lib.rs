@@ -58,12 +58,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Validate => {
-            let result = match &settings.catalog {
-                catalog::CatalogSource::File(path) => catalog::load_file(path),
-                catalog::CatalogSource::Embedded => {
-                    catalog::parse(catalog::DEMO_CATALOG, "embedded demo catalog")
-                }
-            };
+            let result = settings
+                .catalog
+                .read(settings.listen)
+                .and_then(|text| catalog::parse(&text, &settings.catalog.name()));
             match result {
                 Ok(parsed) => {
                     println!(

@@ -49,6 +49,36 @@ pub async fn overview(url: &str) -> Result<pb::GetOverviewResponse> {
         .into_inner())
 }
 
+/// Polls `GetOverview` until `settled` holds, and returns that overview; fails with
+/// the last one seen after `timeout`.
+pub async fn wait_for_overview(
+    url: &str,
+    timeout: Duration,
+    settled: impl Fn(&pb::GetOverviewResponse) -> bool,
+) -> Result<pb::GetOverviewResponse> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = overview(url).await?;
+        if settled(&seen) {
+            return Ok(seen);
+        }
+        if Instant::now() >= deadline {
+            bail!("overview not settled after {timeout:?}: {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The demo catalog's one deployment checks the pharosd under test itself (its checks
+/// follow `--listen`), so it turns healthy within one check interval (5 s); waits for
+/// that, so a test can compare counts that no longer move.
+pub async fn wait_until_demo_is_healthy(url: &str) -> Result<pb::GetOverviewResponse> {
+    wait_for_overview(url, Duration::from_secs(20), |overview| {
+        overview.healthy_deployments == 1
+    })
+    .await
+}
+
 /// One message of a Watch stream, or how it ended.
 #[derive(Debug)]
 pub enum WatchMessage {

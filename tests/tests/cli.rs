@@ -1,7 +1,9 @@
 //! The `pharos` CLI: `status` in both formats, an unreachable server, and `watch`
 //! following live changes, also across a pharosd restart.
 
-use pharos_e2e::grpc::{WatchMessage, WatchReader, command, json_stdout, pharos};
+use pharos_e2e::grpc::{
+    WatchMessage, WatchReader, command, json_stdout, overview, pharos, wait_until_demo_is_healthy,
+};
 use pharos_e2e::{CatalogFile, Pharosd, StreamingChild, free_port};
 use serde_json::Value;
 use std::time::Duration;
@@ -50,6 +52,7 @@ async fn wait_for_environment_name(watch: &mut StreamingChild, name: &str) -> Va
 async fn status_prints_a_table_with_the_counts() {
     let catalog = CatalogFile::demo().unwrap();
     let server = pharosd_with(&catalog).await;
+    wait_until_demo_is_healthy(&server.url()).await.unwrap();
 
     let out = pharos(["--server", &server.url(), "status"])
         .await
@@ -61,7 +64,7 @@ async fn status_prints_a_table_with_the_counts() {
         format!("Server       {}", server.url()),
         "Projects     1".to_owned(),
         "Deployments  1".to_owned(),
-        "Health       0 healthy, 0 degraded, 0 unhealthy, 1 unknown".to_owned(),
+        "Health       1 healthy, 0 degraded, 0 unhealthy, 0 unknown".to_owned(),
         "Ports        1 allocated, 99 available".to_owned(),
     ] {
         assert!(
@@ -76,7 +79,7 @@ async fn status_prints_a_table_with_the_counts() {
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         cells,
-        ["local", "Local", "machine", "1", "1", "99", "unknown"],
+        ["local", "Local", "machine", "1", "1", "99", "healthy"],
         "{row}"
     );
 }
@@ -85,6 +88,7 @@ async fn status_prints_a_table_with_the_counts() {
 async fn status_json_has_stable_field_names() {
     let catalog = CatalogFile::demo().unwrap();
     let server = pharosd_with(&catalog).await;
+    wait_until_demo_is_healthy(&server.url()).await.unwrap();
 
     let out = pharos(["--server", &server.url(), "status", "-o", "json"])
         .await
@@ -95,8 +99,8 @@ async fn status_json_has_stable_field_names() {
     assert!(status["revision"].as_u64().unwrap() > 0, "{status}");
     assert_eq!(status["projects"], 1, "{status}");
     assert_eq!(status["deployments"], 1, "{status}");
-    assert_eq!(status["health"]["unknown"], 1, "{status}");
-    assert_eq!(status["health"]["healthy"], 0, "{status}");
+    assert_eq!(status["health"]["unknown"], 0, "{status}");
+    assert_eq!(status["health"]["healthy"], 1, "{status}");
     assert_eq!(status["ports_allocated"], 1, "{status}");
     assert_eq!(status["ports_available"], 99, "{status}");
     assert_eq!(status["environments"][0]["id"], "local", "{status}");
@@ -173,8 +177,15 @@ async fn watch_resumes_across_a_restart_without_gaps_or_duplicates() {
         })
         .await
         .unwrap();
+    // The journal moves on by itself (the demo's checks probe this pharosd), so the
+    // comparison stops at a head read now, once the CLI has printed it.
+    let head = overview(&server.url()).await.unwrap().revision;
+    watch
+        .wait_for_json(WAIT, |v| v["revision"].as_u64().is_some_and(|r| r >= head))
+        .await
+        .unwrap();
 
-    // Everything the CLI printed after the snapshot.
+    // Everything the CLI printed after the snapshot, up to that head.
     let printed: Vec<u64> = watch
         .stdout_lines()
         .iter()
@@ -186,6 +197,7 @@ async fn watch_resumes_across_a_restart_without_gaps_or_duplicates() {
                 .as_u64()
                 .unwrap_or_else(|| panic!("no revision: {v}"))
         })
+        .take_while(|&revision| revision <= head)
         .collect();
     let transcript = watch.transcript();
     assert!(
@@ -193,8 +205,7 @@ async fn watch_resumes_across_a_restart_without_gaps_or_duplicates() {
         "revisions must strictly increase: {printed:?}\n{transcript}"
     );
 
-    // What a fresh client replaying from the same snapshot revision gets, up to the point
-    // where the server says everything has been delivered.
+    // What a fresh client replaying from the same snapshot revision gets, up to the head.
     let mut fresh = WatchReader::since(&server.url(), snapshot_revision)
         .await
         .unwrap();
@@ -202,18 +213,24 @@ async fn watch_resumes_across_a_restart_without_gaps_or_duplicates() {
     let mut journal = Vec::new();
     loop {
         match fresh.next(deadline).await.unwrap() {
-            WatchMessage::Change(change) => journal.push(change.revision),
-            WatchMessage::Progress(at) if at >= *printed.last().unwrap() => break,
+            WatchMessage::Change(change) if change.revision > head => break,
+            WatchMessage::Change(change) => {
+                journal.push(change.revision);
+                if change.revision == head {
+                    break;
+                }
+            }
+            WatchMessage::Progress(at) if at >= head => break,
             WatchMessage::Progress(_) => {}
             other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(
         printed, journal,
-        "the CLI should print exactly the journal after revision {snapshot_revision}\n{transcript}"
+        "the CLI should print exactly the journal from revision {snapshot_revision} to {head}\n{transcript}"
     );
     // The watch selects everything, so that is every revision after the snapshot's.
-    let every: Vec<u64> = (snapshot_revision + 1..=*journal.last().unwrap()).collect();
+    let every: Vec<u64> = (snapshot_revision + 1..=head).collect();
     assert_eq!(journal, every);
 }
 

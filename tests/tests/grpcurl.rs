@@ -102,19 +102,23 @@ async fn describe_catalog_service_shows_its_methods() {
 async fn get_overview_returns_the_demo_catalog_totals() {
     let catalog = CatalogFile::demo().unwrap();
     let server = pharosd_with(&catalog).await;
+    // The demo checks this pharosd itself: once that settles, nothing moves.
+    pharos_e2e::grpc::wait_until_demo_is_healthy(&server.url())
+        .await
+        .unwrap();
 
     let mut overview = get_overview(&server).await;
     let at = revision(&overview["revision"]);
     assert!(at > 0, "a synced catalog has a revision: {overview}");
     overview.as_object_mut().unwrap().remove("revision");
-    // One environment (ports 7600-7699), one project deployed there with one port, and
-    // no health results yet. grpcurl leaves out fields that are zero.
+    // One environment (ports 7600-7699), one project deployed there with one port,
+    // healthy. grpcurl leaves out fields that are zero.
     assert_eq!(
         overview,
         json!({
             "projects": 1,
             "deployments": 1,
-            "unknownDeployments": 1,
+            "healthyDeployments": 1,
             "portsAllocated": 1,
             "portsAvailable": 99,
             "environments": [{

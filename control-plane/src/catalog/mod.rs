@@ -8,7 +8,7 @@ mod validate;
 mod view;
 
 use std::fmt;
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 pub use sync::{CatalogSource, CatalogSync};
 pub use view::{CatalogView, EnvironmentTotals, Overview};
@@ -104,18 +104,27 @@ pub fn parse(text: &str, source: &str) -> Result<Catalog, CatalogError> {
 }
 
 /// Reads and validates the catalog file at `path`.
-pub fn load_file(path: &Path) -> Result<Catalog, CatalogError> {
-    let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|err| CatalogError {
-        problems: vec![Problem {
-            source: source.clone(),
-            line: 1,
-            column: 1,
-            path: String::new(),
-            message: format!("cannot read the catalog file: {err}"),
-        }],
-    })?;
-    parse(&text, &source)
+/// The one substitution a catalog text gets before parsing: `${listen}` becomes the
+/// address pharosd serves on, so a catalog (the demo's, for one) can check this very
+/// server whatever `--listen` says. An unspecified listen address (`0.0.0.0`, `::`) is
+/// reached through loopback.
+pub const LISTEN_PLACEHOLDER: &str = "${listen}";
+
+/// `text` with every `${listen}` replaced by the address that reaches `listen`.
+pub fn expand(text: &str, listen: SocketAddr) -> String {
+    if !text.contains(LISTEN_PLACEHOLDER) {
+        return text.to_owned();
+    }
+    let reachable = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, listen.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, listen.port()))
+        }
+        _ => listen,
+    };
+    text.replace(LISTEN_PLACEHOLDER, &reachable.to_string())
 }
 
 /// serde_yaml puts the field path in front of its messages and " at line L column C"

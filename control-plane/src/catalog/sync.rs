@@ -37,13 +37,11 @@ impl CatalogSource {
         }
     }
 
-    /// The catalog text. The demo catalog's checks are pointed at `listen`, the address
-    /// pharosd serves on, so the demo monitors this very server.
-    fn read(&self, listen: SocketAddr) -> Result<String, CatalogError> {
-        match self {
-            CatalogSource::Embedded => {
-                Ok(DEMO_CATALOG.replace("127.0.0.1:7600", &listen.to_string()))
-            }
+    /// The catalog text, with `${listen}` pointed at `listen`, the address pharosd
+    /// serves on (see [`super::expand`]): the demo catalog monitors this very server.
+    pub fn read(&self, listen: SocketAddr) -> Result<String, CatalogError> {
+        let text = match self {
+            CatalogSource::Embedded => DEMO_CATALOG.to_owned(),
             CatalogSource::File(path) => {
                 std::fs::read_to_string(path).map_err(|err| CatalogError {
                     problems: vec![super::Problem {
@@ -53,9 +51,10 @@ impl CatalogSource {
                         path: String::new(),
                         message: format!("cannot read the catalog file: {err}"),
                     }],
-                })
+                })?
             }
-        }
+        };
+        Ok(super::expand(&text, listen))
     }
 }
 

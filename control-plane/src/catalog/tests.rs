@@ -58,7 +58,34 @@ fn valid_catalog_becomes_domain_objects() {
 
 #[test]
 fn the_demo_catalog_is_valid() {
-    parse(DEMO_CATALOG, "demo").unwrap();
+    parse(
+        &expand(DEMO_CATALOG, "127.0.0.1:7600".parse().unwrap()),
+        "demo",
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_demo_catalog_checks_the_address_pharosd_listens_on() {
+    let at = |listen: &str| {
+        let catalog = parse(&expand(DEMO_CATALOG, listen.parse().unwrap()), "demo").unwrap();
+        let checks = &catalog.deployments[0].checks;
+        checks
+            .iter()
+            .map(|check| check.settings.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let on_7700 = at("127.0.0.1:7700");
+    assert!(on_7700.contains("127.0.0.1:7700"), "{on_7700}");
+    assert!(
+        on_7700.contains("http://127.0.0.1:7700/healthz"),
+        "{on_7700}"
+    );
+    assert!(!on_7700.contains("7600"), "{on_7700}");
+    // Listening on every interface, the checks go through loopback.
+    assert!(at("0.0.0.0:7601").contains("127.0.0.1:7601"));
+    assert!(at("[::]:7602").contains("[::1]:7602"));
 }
 
 #[test]

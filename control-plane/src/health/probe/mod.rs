@@ -492,7 +492,9 @@ projects:
             }
         }
 
-        let demo = crate::catalog::parse(crate::catalog::DEMO_CATALOG, "demo").unwrap();
+        let demo_text =
+            crate::catalog::expand(crate::catalog::DEMO_CATALOG, "[::]:7600".parse().unwrap());
+        let demo = crate::catalog::parse(&demo_text, "demo").unwrap();
         for check in demo.deployments.iter().flat_map(|d| &d.checks) {
             build(check).unwrap_or_else(|e| panic!("demo check {}: {e}", check.name));
         }
