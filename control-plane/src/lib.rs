@@ -10,7 +10,7 @@ pub mod capacity;
 pub mod catalog;
 pub mod config;
 pub mod containers;
-pub mod domain;
+pub use pharos_core::domain;
 pub mod events;
 pub mod export;
 pub mod health;

@@ -121,7 +121,7 @@ impl CatalogService for CatalogApi {
         let after = decode_token(&request.page_token)?;
         let page = view.projects_page(&request.environment, after.as_deref(), limit);
         Ok(Response::new(pb::ListProjectsResponse {
-            projects: page.items.into_iter().map(pb::Project::from).collect(),
+            projects: page.items.into_iter().map(convert::project).collect(),
             next_page_token: encode_token(page.next_after),
             total_size: page.total as u32,
         }))
@@ -145,7 +145,7 @@ impl CatalogService for CatalogApi {
             .into());
         };
         Ok(Response::new(pb::GetProjectResponse {
-            project: Some(project.into()),
+            project: Some(convert::project(project)),
             deployments: deployments
                 .into_iter()
                 .map(|d| convert::deployment(d, &view.ports_of(&d.project_id, &d.environment)))
@@ -172,7 +172,7 @@ impl CatalogService for CatalogApi {
             allocations: page
                 .items
                 .into_iter()
-                .map(pb::PortAllocation::from)
+                .map(convert::port_allocation)
                 .collect(),
             next_page_token: encode_token(page.next_after),
             total_size: page.total as u32,

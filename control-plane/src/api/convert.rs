@@ -11,29 +11,25 @@ use crate::domain::{
 use crate::health::history::Rollup;
 use crate::journal::{JournalEntry, Object, Op, Topic};
 
-impl From<&Environment> for pb::Environment {
-    fn from(env: &Environment) -> Self {
-        pb::Environment {
-            id: env.id.clone(),
-            name: env.name.clone(),
-            port_range: env.port_range.map(|range| pb::PortRange {
-                start: u32::from(range.start),
-                end: u32::from(range.end),
-            }),
-        }
+pub fn environment(env: &Environment) -> pb::Environment {
+    pb::Environment {
+        id: env.id.clone(),
+        name: env.name.clone(),
+        port_range: env.port_range.map(|range| pb::PortRange {
+            start: u32::from(range.start),
+            end: u32::from(range.end),
+        }),
     }
 }
 
-impl From<&Project> for pb::Project {
-    fn from(project: &Project) -> Self {
-        pb::Project {
-            id: project.id.clone(),
-            name: project.name.clone(),
-            r#type: project.project_type.clone(),
-            subdomain: project.subdomain.clone(),
-            description: project.description.clone(),
-            environments: project.environments.clone(),
-        }
+pub fn project(project: &Project) -> pb::Project {
+    pb::Project {
+        id: project.id.clone(),
+        name: project.name.clone(),
+        r#type: project.project_type.clone(),
+        subdomain: project.subdomain.clone(),
+        description: project.description.clone(),
+        environments: project.environments.clone(),
     }
 }
 
@@ -44,15 +40,8 @@ pub fn deployment(deployment: &Deployment, ports: &[&PortAllocation]) -> pb::Dep
         id: deployment.id(),
         project_id: deployment.project_id.clone(),
         environment: deployment.environment.clone(),
-        ports: ports
-            .iter()
-            .map(|port| pb::PortAllocation::from(*port))
-            .collect(),
-        checks: deployment
-            .checks
-            .iter()
-            .map(pb::CheckDefinition::from)
-            .collect(),
+        ports: ports.iter().map(|port| port_allocation(port)).collect(),
+        checks: deployment.checks.iter().map(check_definition).collect(),
         container_selector: deployment
             .container_selector
             .iter()
@@ -62,35 +51,31 @@ pub fn deployment(deployment: &Deployment, ports: &[&PortAllocation]) -> pb::Dep
     }
 }
 
-impl From<&CheckSpec> for pb::CheckDefinition {
-    fn from(check: &CheckSpec) -> Self {
-        pb::CheckDefinition {
-            name: check.name.clone(),
-            kind: check.kind.clone(),
-            target: check.target.clone(),
-            interval: prost_types::Duration::try_from(check.interval).ok(),
-            timeout: prost_types::Duration::try_from(check.timeout).ok(),
-        }
+pub fn check_definition(check: &CheckSpec) -> pb::CheckDefinition {
+    pb::CheckDefinition {
+        name: check.name.clone(),
+        kind: check.kind.clone(),
+        target: check.target.clone(),
+        interval: prost_types::Duration::try_from(check.interval).ok(),
+        timeout: prost_types::Duration::try_from(check.timeout).ok(),
     }
 }
 
-impl From<&PortAllocation> for pb::PortAllocation {
-    fn from(port: &PortAllocation) -> Self {
-        let port_type = match port.port_type {
-            PortType::Http => pb::PortType::Http,
-            PortType::Https => pb::PortType::Https,
-            PortType::Grpc => pb::PortType::Grpc,
-            PortType::Metrics => pb::PortType::Metrics,
-            PortType::Database => pb::PortType::Database,
-            PortType::Tcp => pb::PortType::Tcp,
-        };
-        pb::PortAllocation {
-            environment: port.environment.clone(),
-            port: u32::from(port.port),
-            r#type: port_type as i32,
-            project_id: port.project_id.clone(),
-            service: port.service.clone(),
-        }
+pub fn port_allocation(port: &PortAllocation) -> pb::PortAllocation {
+    let port_type = match port.port_type {
+        PortType::Http => pb::PortType::Http,
+        PortType::Https => pb::PortType::Https,
+        PortType::Grpc => pb::PortType::Grpc,
+        PortType::Metrics => pb::PortType::Metrics,
+        PortType::Database => pb::PortType::Database,
+        PortType::Tcp => pb::PortType::Tcp,
+    };
+    pb::PortAllocation {
+        environment: port.environment.clone(),
+        port: u32::from(port.port),
+        r#type: port_type as i32,
+        project_id: port.project_id.clone(),
+        service: port.service.clone(),
     }
 }
 
@@ -188,10 +173,10 @@ pub fn change(entry: &JournalEntry, snapshot: bool) -> pb::Change {
     };
     let commit_time = timestamp(entry.committed_at_micros);
     let object = match &entry.object {
-        Object::Environment(env) => PbObject::Environment(env.into()),
-        Object::Project(project) => PbObject::Project(project.into()),
+        Object::Environment(env) => PbObject::Environment(environment(env)),
+        Object::Project(item) => PbObject::Project(project(item)),
         Object::Deployment(d) => PbObject::Deployment(deployment(d, &[])),
-        Object::PortAllocation(port) => PbObject::PortAllocation(port.into()),
+        Object::PortAllocation(port) => PbObject::PortAllocation(port_allocation(port)),
         Object::Event(e) => PbObject::Event(event(e, commit_time)),
         Object::CheckHealth(check) => PbObject::CheckHealth(check_health(check)),
         Object::DeploymentHealth(health) => PbObject::DeploymentHealth(deployment_health(health)),

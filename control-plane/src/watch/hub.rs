@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::Notify;
 
-use super::selector::{Interest, Selector};
 use crate::journal::{JournalEntry, Op, Topic};
+use pharos_core::selector::{Interest, Selector};
 
 /// Most entries examined under one read lock, so a far-behind reader never holds the
 /// lock for long.

@@ -2,9 +2,8 @@
 //! subscribers, and the per-subscriber stream that implements the watch contract.
 
 mod hub;
-mod selector;
 mod stream;
 
 pub use hub::{HubStats, WatchHub};
-pub use selector::Selector;
+pub use pharos_core::selector::Selector;
 pub use stream::{WatchEnd, WatchItem, WatchOptions, open_watch};

@@ -9,8 +9,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{RingRead, WatchHub};
-use super::selector::Selector;
 use crate::journal::{JournalEntry, JournalStore, StoreError};
+use pharos_core::selector::Selector;
 
 /// Matching entries handed out per read, so one subscriber never hogs the hub lock.
 const READ_BATCH: usize = 256;

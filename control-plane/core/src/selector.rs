@@ -67,7 +67,7 @@ impl Selector {
 
     /// The hub's index keys under which this selector is woken: per topic, and per project
     /// when it filters by project.
-    pub(super) fn interests(&self) -> Vec<Interest> {
+    pub fn interests(&self) -> Vec<Interest> {
         let mut interests = Vec::new();
         for &topic in &self.topics {
             if self.projects.is_empty() {
@@ -81,7 +81,7 @@ impl Selector {
 }
 
 /// A key of the hub's wake-up index.
-pub(super) type Interest = (Topic, Option<String>);
+pub type Interest = (Topic, Option<String>);
 
 #[cfg(test)]
 mod tests {

@@ -134,7 +134,7 @@ impl std::fmt::Debug for Kpi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kpi")
             .field("name", &self.name)
-            .field("dsn", &crate::storage::redact(&self.dsn))
+            .field("dsn", &crate::redact::redact(&self.dsn))
             .field("query", &self.query)
             .finish()
     }
