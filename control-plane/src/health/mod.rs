@@ -5,4 +5,4 @@ mod container;
 pub mod engine;
 pub mod history;
 pub mod machine;
-pub mod probe;
+pub use pharos_probes as probe;

@@ -4,7 +4,7 @@
 pub mod catalog;
 pub mod derive;
 pub mod exposition;
-pub mod http;
+pub use pharos_probes::http_client as http;
 pub mod kpi;
 pub mod scrape;
 pub mod store;

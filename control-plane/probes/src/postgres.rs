@@ -2,12 +2,12 @@
 
 use std::str::FromStr;
 
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
-use sea_orm::sqlx::{self, ConnectOptions, Connection, Executor};
 use serde::Deserialize;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{self, ConnectOptions, Connection, Executor};
 
 use super::{Probe, ProbeError, ProbeOutcome, Run};
-use crate::storage::redact;
+use pharos_core::redact::redact;
 
 /// Client connections, the connection limit and the database's size.
 ///

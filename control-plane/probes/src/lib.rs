@@ -13,7 +13,8 @@
 //! closes every connection. They never block the runtime.
 
 mod grpc;
-pub(crate) mod http;
+mod http;
+pub mod http_client;
 mod mqtt;
 mod postgres;
 mod redis;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::domain::CheckSpec;
+use pharos_core::domain::CheckSpec;
 
 /// What a probe concluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -427,77 +428,6 @@ mod tests {
             build_error("heartbeat", serde_json::json!({"grace": "soon"})),
             "invalid grace \"soon\" (expected number at 0); use forms such as 500ms, 10s, 1m"
         );
-    }
-
-    /// The settings mirrors here accept everything the catalog stores: every field of
-    /// every kind, through the real catalog parser.
-    #[test]
-    fn every_catalog_setting_builds() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca_file = dir.path().join("ca.pem");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let ca = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        std::fs::write(&ca_file, ca.pem()).unwrap();
-        let text = format!(
-            r#"
-environments:
-  - id: prod
-projects:
-  - id: shop
-    deployments:
-      - environment: prod
-        checks:
-          - name: web
-            http:
-              url: https://shop.example.com:8443/healthz?deep=1
-              method: HEAD
-              headers: {{ Authorization: Bearer x, X-Probe: "1" }}
-              expect_status: [200, 204]
-              body_contains: ok
-              body_regex: '^ok\s+v\d+'
-              degraded_after: 800ms
-              min_tls_days: 14
-              json: {{ pointer: /status, equals: {{ up: [1, true, null] }} }}
-              ca_file: {ca_file}
-          - name: port
-            tcp: {{ address: "[::1]:22" }}
-          - name: rpc
-            grpc: {{ address: orders.internal:50051, service: shop.Orders }}
-          - name: db
-            postgres: {{ dsn: "postgres://shop:pw@db.internal:5432/shop?sslmode=require" }}
-          - name: cache
-            redis: {{ url: "redis://:pw@cache.internal:6379/3" }}
-          - name: bus
-            mqtt: {{ address: mqtt.internal:1883 }}
-          - name: cron
-            heartbeat: {{ grace: 5m }}
-          - name: containers
-            container: {{}}
-"#,
-            ca_file = ca_file.display()
-        );
-        let catalog = crate::catalog::parse(&text, "test").expect("a valid catalog");
-        let checks = &catalog.deployments[0].checks;
-        assert_eq!(checks.len(), 8);
-        for check in checks {
-            let kind = build(check).unwrap_or_else(|e| panic!("{}: {e}", check.name));
-            match check.kind.as_str() {
-                "heartbeat" => assert!(matches!(kind, ProbeKind::Heartbeat { grace }
-                    if grace == Duration::from_secs(300))),
-                "container" => assert!(matches!(kind, ProbeKind::Container)),
-                _ => assert!(matches!(kind, ProbeKind::Active(_)), "{}", check.name),
-            }
-        }
-
-        let demo_text =
-            crate::catalog::expand(crate::catalog::DEMO_CATALOG, "[::]:7600".parse().unwrap());
-        let demo = crate::catalog::parse(&demo_text, "demo").unwrap();
-        for check in demo.deployments.iter().flat_map(|d| &d.checks) {
-            build(check).unwrap_or_else(|e| panic!("demo check {}: {e}", check.name));
-        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::{Probe, ProbeError, ProbeOutcome, Run};
-use crate::storage::redact;
+use pharos_core::redact::redact;
 
 /// The largest reply read (INFO sections are a few kilobytes).
 const MAX_REPLY: usize = 1024 * 1024;

@@ -28,7 +28,7 @@ pub struct Response {
 /// The TLS settings for a `ca_file` (none: the public roots).
 pub fn tls_for(ca_file: Option<&str>) -> Result<Tls, String> {
     ca_file
-        .map(|path| crate::health::probe::http::tls_client_config(Some(path)))
+        .map(|path| crate::http::tls_client_config(Some(path)))
         .transpose()
 }
 
@@ -81,7 +81,7 @@ async fn exchange(call: Call<'_>, tls: &Tls, max_body: usize) -> Result<Response
     }
     let config = match tls {
         Some(config) => config.clone(),
-        None => crate::health::probe::http::tls_client_config(None)?,
+        None => crate::http::tls_client_config(None)?,
     };
     // An IP host is an IP address name; url keeps IPv6 hosts in brackets.
     let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
