@@ -44,6 +44,9 @@ bash scripts/install-test-deps.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check --color "$color"
 
+step "crate layers point one way"
+python3 scripts/check-layers.py
+
 step "buf lint"
 tools/node_modules/.bin/buf lint
 

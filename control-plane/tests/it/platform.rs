@@ -3,7 +3,7 @@
 //! anomaly detection on a pushed series (a spike raises `anomaly.detected`, the next
 //! ordinary value `anomaly.cleared`).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

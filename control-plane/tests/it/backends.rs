@@ -3,7 +3,7 @@
 //! `prometheus_backends` entry claims, and Debian's Alertmanager receiving alerts over
 //! its v2 API, firing then resolved.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! the HMAC-SHA256 signature of both deliveries (the first attempt is answered 500, so
 //! the retry is exercised); an unreachable webhook becomes a `notification.failed` event.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

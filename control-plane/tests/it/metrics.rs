@@ -2,7 +2,7 @@
 //! prometheus-node-exporter, a histogram target served by a small real HTTP server,
 //! hostile expositions, and pushed samples.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -24,7 +24,6 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// (from 1). Stops when dropped.
 pub struct ExpositionServer {
     pub url: String,
-    pub requests: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -39,8 +38,7 @@ pub async fn serve_exposition(
 ) -> ExpositionServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());
-    let requests = Arc::new(AtomicU64::new(0));
-    let counter = requests.clone();
+    let counter = Arc::new(AtomicU64::new(0));
     let body = Arc::new(body);
     let task = tokio::spawn(async move {
         loop {
@@ -70,11 +68,7 @@ pub async fn serve_exposition(
             });
         }
     });
-    ExpositionServer {
-        url,
-        requests,
-        task,
-    }
+    ExpositionServer { url, task }
 }
 
 async fn client(harness: &Harness) -> MetricsServiceClient<Channel> {

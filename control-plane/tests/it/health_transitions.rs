@@ -2,7 +2,7 @@
 //! interval x threshold + 1 s after its target stops, and healthy again after it
 //! restarts; a Watch subscriber receives exactly those transitions.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

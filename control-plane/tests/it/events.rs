@@ -1,7 +1,7 @@
 //! EventService end to end: reported events reach a Watch subscriber, ListEvents and
 //! GetErrorCounts; invalid batches change nothing.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

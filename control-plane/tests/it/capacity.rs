@@ -2,7 +2,7 @@
 //! PostgreSQL that a catalog check names; each figure checked against an independent
 //! tool (`df`, `free`, psql) or a known table.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! the containers topic), leave when removed, feed `container` checks, report stats, and
 //! the engine going away is reported and recovered from.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

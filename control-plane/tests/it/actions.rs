@@ -5,7 +5,7 @@
 //! once; operations are stored, watched, resumed, audited, and marked interrupted after
 //! a restart.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

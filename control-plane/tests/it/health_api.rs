@@ -1,7 +1,7 @@
 //! HealthService and the health topic against real targets: summary, project health with
 //! windows, result history, heartbeats, status filters and catalog reloads.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

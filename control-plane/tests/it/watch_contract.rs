@@ -1,6 +1,6 @@
 //! The watch contract, proven over real gRPC on SQLite and on a real PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
