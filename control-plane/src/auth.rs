@@ -342,7 +342,7 @@ where
                         deployment_id: String::new(),
                         reason: String::new(),
                         request_id: String::new(),
-                        code: crate::api::code_name(status.code()),
+                        code: crate::api::code_name(status.code()).to_owned(),
                         message: status.message().to_owned(),
                         operation_id: String::new(),
                     });

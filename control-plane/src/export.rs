@@ -16,12 +16,22 @@ use crate::storage::entities::{check_result, journal, operation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("database error: {0}")]
+    #[error("the database did not answer: {0}")]
     Db(#[from] DbErr),
     #[error("journal entry {revision} is unreadable: {reason}")]
     Corrupt { revision: i64, reason: String },
     #[error("{0}")]
     CorruptOperation(String),
+}
+
+impl pharos_core::error::CodedError for ExportError {
+    fn code(&self) -> pharos_core::error::ErrorCode {
+        use pharos_core::error::ErrorCode;
+        match self {
+            ExportError::Db(_) => ErrorCode::Unavailable,
+            ExportError::Corrupt { .. } | ExportError::CorruptOperation(_) => ErrorCode::DataLoss,
+        }
+    }
 }
 
 /// Time range in microseconds since the epoch: `[start, end)`, either side open.

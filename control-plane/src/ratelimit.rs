@@ -71,11 +71,26 @@ impl RateLimiter {
 
     /// The refusal a caller over its limit receives.
     pub fn refusal(&self, caller: &str, wait: Duration) -> tonic::Status {
-        tonic::Status::resource_exhausted(format!(
-            "rate limit of {} calls/s for {caller:?} exceeded; retry in {} ms",
-            self.calls_per_second,
-            wait.as_millis().max(1)
-        ))
+        crate::api::status(&RateLimited {
+            calls_per_second: self.calls_per_second,
+            caller: caller.to_owned(),
+            retry_ms: wait.as_millis().max(1),
+        })
+    }
+}
+
+/// A call refused because its caller is over the rate limit.
+#[derive(Debug, thiserror::Error)]
+#[error("rate limit of {calls_per_second} calls/s for {caller:?} exceeded; retry in {retry_ms} ms")]
+pub struct RateLimited {
+    calls_per_second: f64,
+    caller: String,
+    retry_ms: u128,
+}
+
+impl pharos_core::error::CodedError for RateLimited {
+    fn code(&self) -> pharos_core::error::ErrorCode {
+        pharos_core::error::ErrorCode::ResourceExhausted
     }
 }
 

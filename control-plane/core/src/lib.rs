@@ -4,6 +4,7 @@
 //! gRPC adapters convert to and from these types.
 
 pub mod domain;
+pub mod error;
 pub mod journal;
 pub mod redact;
 pub mod selector;

@@ -73,7 +73,7 @@ impl ActionApi {
             deployment_id,
             reason,
             request_id,
-            code: code_name(code),
+            code: super::error::code_name(code).to_owned(),
             message,
             operation_id,
         });
@@ -357,29 +357,7 @@ fn not_found(id: &str) -> Status {
 }
 
 fn status(err: ActionError) -> Status {
-    let message = err.to_string();
-    match err {
-        ActionError::InvalidArgument(_) => Status::invalid_argument(message),
-        ActionError::NotFound(_) => Status::not_found(message),
-        ActionError::Aborted(_) => Status::aborted(message),
-        ActionError::FailedPrecondition(_) => Status::failed_precondition(message),
-        ActionError::Store(_) => {
-            tracing::error!(error = %message, "operations store failed");
-            Status::unavailable(format!("operations store unavailable: {message}"))
-        }
-    }
-}
-
-/// `InvalidArgument` -> `INVALID_ARGUMENT`.
-pub fn code_name(code: Code) -> String {
-    let mut name = String::new();
-    for (i, ch) in format!("{code:?}").chars().enumerate() {
-        if ch.is_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(ch.to_ascii_uppercase());
-    }
-    name
+    super::error::status(&err)
 }
 
 pub fn operation(op: &Operation) -> pb::Operation {

@@ -1,46 +1,161 @@
-//! The one place where errors become gRPC statuses.
+//! The one place where errors become gRPC statuses: every layer's error says its
+//! [`ErrorCode`] ([`CodedError`]), and [`status`] turns it into the status a client
+//! receives. Watch ends also carry the trailers that tell a client where to resume.
 
+use pharos_core::error::{CodedError, ErrorCode};
 use pharos_proto::{RESUME_REVISION_TRAILER, RESYNC_TRAILER};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
 use crate::watch::WatchEnd;
 
+/// Errors raised by the API adapters themselves (request checks), or passed through.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
     NotFound(String),
+    /// A database read the request needs did not answer.
+    #[error("the {what} database did not answer: {source}")]
+    Store {
+        what: &'static str,
+        #[source]
+        source: sea_orm::DbErr,
+    },
     #[error(transparent)]
     Watch(#[from] WatchEnd),
 }
 
+impl CodedError for ApiError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Store { .. } => ErrorCode::Unavailable,
+            ApiError::Watch(end) => end.code(),
+        }
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
-        let message = err.to_string();
-        match err {
-            ApiError::InvalidArgument(_) => Status::invalid_argument(message),
-            ApiError::NotFound(_) => Status::not_found(message),
-            ApiError::Watch(end) => {
-                let mut trailers = MetadataMap::new();
-                let code = match end {
-                    WatchEnd::ShuttingDown { resume_from } => {
-                        trailers.insert(RESUME_REVISION_TRAILER, resume_from.into());
-                        Code::Unavailable
-                    }
-                    WatchEnd::Lagged { resume_from } => {
-                        trailers.insert(RESUME_REVISION_TRAILER, resume_from.into());
-                        Code::ResourceExhausted
-                    }
-                    WatchEnd::Compacted { .. } | WatchEnd::AheadOfHead { .. } => {
-                        trailers.insert(RESYNC_TRAILER, "snapshot".parse().expect("ascii"));
-                        Code::OutOfRange
-                    }
-                    WatchEnd::Store(_) => Code::Unavailable,
-                };
-                Status::with_metadata(code, message, trailers)
-            }
+        match &err {
+            ApiError::Watch(end) => watch_status(end),
+            _ => status(&err),
         }
+    }
+}
+
+/// The gRPC code for each of Pharos' error codes; the only such table.
+pub fn grpc_code(code: ErrorCode) -> Code {
+    match code {
+        ErrorCode::InvalidArgument => Code::InvalidArgument,
+        ErrorCode::NotFound => Code::NotFound,
+        ErrorCode::FailedPrecondition => Code::FailedPrecondition,
+        ErrorCode::Aborted => Code::Aborted,
+        ErrorCode::OutOfRange => Code::OutOfRange,
+        ErrorCode::ResourceExhausted => Code::ResourceExhausted,
+        ErrorCode::Unauthenticated => Code::Unauthenticated,
+        ErrorCode::PermissionDenied => Code::PermissionDenied,
+        ErrorCode::Unavailable => Code::Unavailable,
+        ErrorCode::DataLoss => Code::DataLoss,
+        ErrorCode::Internal => Code::Internal,
+    }
+}
+
+/// The status a client receives for `err`: its code and its message. Failures of
+/// pharosd's own dependencies are logged here too, once, since the client's message
+/// is all anyone else sees of them.
+pub fn status(err: &(impl CodedError + ?Sized)) -> Status {
+    let code = err.code();
+    if matches!(
+        code,
+        ErrorCode::Unavailable | ErrorCode::DataLoss | ErrorCode::Internal
+    ) {
+        tracing::error!(code = %code, error = %err, "request failed");
+    }
+    Status::new(grpc_code(code), err.to_string())
+}
+
+/// A Watch stream's end, with the trailer that says how to go on: resume from a
+/// revision, or resync from a snapshot.
+pub fn watch_status(end: &WatchEnd) -> Status {
+    let mut trailers = MetadataMap::new();
+    match end {
+        WatchEnd::ShuttingDown { resume_from } | WatchEnd::Lagged { resume_from } => {
+            trailers.insert(RESUME_REVISION_TRAILER, (*resume_from).into());
+        }
+        WatchEnd::Compacted { .. } | WatchEnd::AheadOfHead { .. } => {
+            trailers.insert(RESYNC_TRAILER, "snapshot".parse().expect("ascii"));
+        }
+        WatchEnd::Store(_) => {}
+    }
+    Status::with_metadata(grpc_code(end.code()), end.to_string(), trailers)
+}
+
+/// A gRPC code's name as the protocol spells it: `InvalidArgument` -> `INVALID_ARGUMENT`.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_keeps_its_grpc_name() {
+        for code in [
+            ErrorCode::InvalidArgument,
+            ErrorCode::NotFound,
+            ErrorCode::FailedPrecondition,
+            ErrorCode::Aborted,
+            ErrorCode::OutOfRange,
+            ErrorCode::ResourceExhausted,
+            ErrorCode::Unauthenticated,
+            ErrorCode::PermissionDenied,
+            ErrorCode::Unavailable,
+            ErrorCode::DataLoss,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(code_name(grpc_code(code)), code.as_str());
+        }
+    }
+
+    #[test]
+    fn watch_ends_carry_where_to_go_on() {
+        let lagged = watch_status(&WatchEnd::Lagged { resume_from: 42 });
+        assert_eq!(lagged.code(), Code::ResourceExhausted);
+        assert_eq!(
+            lagged.metadata().get(RESUME_REVISION_TRAILER).unwrap(),
+            "42"
+        );
+        let compacted = watch_status(&WatchEnd::Compacted {
+            requested: 1,
+            compacted_through: 9,
+        });
+        assert_eq!(compacted.code(), Code::OutOfRange);
+        assert_eq!(
+            compacted.metadata().get(RESYNC_TRAILER).unwrap(),
+            "snapshot"
+        );
     }
 }

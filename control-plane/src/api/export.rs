@@ -35,20 +35,9 @@ fn micros(t: &prost_types::Timestamp) -> i64 {
         .saturating_add(i64::from(t.nanos) / 1000)
 }
 
-fn unavailable(err: impl std::fmt::Display) -> Status {
-    tracing::error!(error = %err, "export query failed");
-    Status::unavailable(format!("the database did not answer: {err}"))
-}
-
 impl From<ExportError> for Status {
     fn from(err: ExportError) -> Status {
-        match err {
-            ExportError::Db(err) => unavailable(err),
-            corrupt @ (ExportError::Corrupt { .. } | ExportError::CorruptOperation(_)) => {
-                tracing::error!(error = %corrupt, "export found an unreadable journal entry");
-                Status::data_loss(corrupt.to_string())
-            }
-        }
+        super::error::status(&err)
     }
 }
 
@@ -85,14 +74,17 @@ impl ExportService for ExportApi {
         let store = self.store.clone();
         let stream: ExportStream = match pb::ExportKind::try_from(request.kind) {
             Ok(pb::ExportKind::CheckResults) => {
-                let plan = store.plan_check_results(range).await.map_err(unavailable)?;
+                let plan = store
+                    .plan_check_results(range)
+                    .await
+                    .map_err(ExportError::from)?;
                 Box::pin(async_stream::try_stream! {
                     let mut after = 0;
                     loop {
                         let rows = store
                             .check_results_page(range, plan, after, page)
                             .await
-                            .map_err(unavailable)?;
+                            .map_err(ExportError::from)?;
                         let Some((last, _)) = rows.last() else { break };
                         after = *last;
                         let full = rows.len() as u64 == page;
@@ -108,7 +100,7 @@ impl ExportService for ExportApi {
                 })
             }
             Ok(pb::ExportKind::Events) => {
-                let plan = store.plan_events(range).await.map_err(unavailable)?;
+                let plan = store.plan_events(range).await.map_err(ExportError::from)?;
                 Box::pin(async_stream::try_stream! {
                     let mut after = 0;
                     loop {
@@ -131,7 +123,10 @@ impl ExportService for ExportApi {
                 })
             }
             Ok(pb::ExportKind::Operations) => {
-                let plan = store.plan_operations(range).await.map_err(unavailable)?;
+                let plan = store
+                    .plan_operations(range)
+                    .await
+                    .map_err(ExportError::from)?;
                 Box::pin(async_stream::try_stream! {
                     let mut after: Option<(i64, String)> = None;
                     loop {

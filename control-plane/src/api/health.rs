@@ -50,8 +50,11 @@ impl HealthApi {
 }
 
 fn internal(err: sea_orm::DbErr) -> Status {
-    tracing::error!(error = %err, "health history query failed");
-    Status::unavailable(format!("the history database did not answer: {err}"))
+    ApiError::Store {
+        what: "history",
+        source: err,
+    }
+    .into()
 }
 
 fn counts(statuses: impl IntoIterator<Item = HealthStatus>) -> pb::StatusCounts {

@@ -14,10 +14,10 @@ pub mod metrics;
 mod session;
 mod watch;
 
-pub use actions::{ActionApi, code_name};
+pub use actions::ActionApi;
 pub use catalog::CatalogApi;
 pub use containers::ContainerApi;
-pub use error::ApiError;
+pub use error::{ApiError, code_name, grpc_code, status};
 pub use events::EventsApi;
 pub use export::ExportApi;
 pub use health::HealthApi;

@@ -49,8 +49,21 @@ pub enum ActionError {
     Aborted(String),
     #[error("{0}")]
     FailedPrecondition(String),
-    #[error(transparent)]
+    #[error("operations store unavailable: {0}")]
     Store(#[from] StoreError),
+}
+
+impl pharos_core::error::CodedError for ActionError {
+    fn code(&self) -> pharos_core::error::ErrorCode {
+        use pharos_core::error::ErrorCode;
+        match self {
+            ActionError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            ActionError::NotFound(_) => ErrorCode::NotFound,
+            ActionError::Aborted(_) => ErrorCode::Aborted,
+            ActionError::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
+            ActionError::Store(_) => ErrorCode::Unavailable,
+        }
+    }
 }
 
 /// The operations manager, shared by the API and the runner tasks.

@@ -51,6 +51,17 @@ pub enum WatchEnd {
     Store(#[from] StoreError),
 }
 
+impl pharos_core::error::CodedError for WatchEnd {
+    fn code(&self) -> pharos_core::error::ErrorCode {
+        use pharos_core::error::ErrorCode;
+        match self {
+            WatchEnd::ShuttingDown { .. } | WatchEnd::Store(_) => ErrorCode::Unavailable,
+            WatchEnd::Lagged { .. } => ErrorCode::ResourceExhausted,
+            WatchEnd::Compacted { .. } | WatchEnd::AheadOfHead { .. } => ErrorCode::OutOfRange,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct WatchOptions {
     /// An idle stream receives a progress marker this often.
