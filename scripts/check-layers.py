@@ -12,8 +12,9 @@ import sys
 LAYERS = [
     # Plain types and the wire contract: nothing of Pharos below them.
     {"pharos-core", "pharos-proto", "pharos-migrations"},
-    # Talking to the outside world's services, without the database.
-    {"pharos-probes"},
+    # The outside world's services, without the database; and the database, without
+    # the outside world.
+    {"pharos-probes", "pharos-store"},
     # pharosd: the store, the hub, the collectors, the gRPC adapters and the wiring.
     {"pharos-control-plane"},
     # The CLI, and the end-to-end test support that runs the binaries.
@@ -26,6 +27,8 @@ LAYERS = [
 KEPT_OUT = {
     "pharos-core": {"tonic", "prost", "sea-orm", "sqlx", "bollard", "axum", "hyper", "tokio"},
     "pharos-probes": {"sea-orm", "sea-orm-migration", "bollard", "axum", "tonic-web"},
+    # The store speaks SQL only: no gRPC, HTTP or container engine.
+    "pharos-store": {"tonic", "prost", "pharos-proto", "bollard", "axum", "hyper"},
     # The CLI talks to pharosd over the API only.
     "pharos-cli": {"pharos-control-plane", "pharos-core", "pharos-probes", "sea-orm"},
 }

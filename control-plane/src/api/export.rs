@@ -35,10 +35,8 @@ fn micros(t: &prost_types::Timestamp) -> i64 {
         .saturating_add(i64::from(t.nanos) / 1000)
 }
 
-impl From<ExportError> for Status {
-    fn from(err: ExportError) -> Status {
-        super::error::status(&err)
-    }
+fn status(err: ExportError) -> Status {
+    super::error::status(&err)
 }
 
 #[tonic::async_trait]
@@ -77,14 +75,14 @@ impl ExportService for ExportApi {
                 let plan = store
                     .plan_check_results(range)
                     .await
-                    .map_err(ExportError::from)?;
+                    .map_err(|err| status(err.into()))?;
                 Box::pin(async_stream::try_stream! {
                     let mut after = 0;
                     loop {
                         let rows = store
                             .check_results_page(range, plan, after, page)
                             .await
-                            .map_err(ExportError::from)?;
+                            .map_err(|err| status(err.into()))?;
                         let Some((last, _)) = rows.last() else { break };
                         after = *last;
                         let full = rows.len() as u64 == page;
@@ -100,11 +98,14 @@ impl ExportService for ExportApi {
                 })
             }
             Ok(pb::ExportKind::Events) => {
-                let plan = store.plan_events(range).await.map_err(ExportError::from)?;
+                let plan = store
+                    .plan_events(range)
+                    .await
+                    .map_err(|err| status(err.into()))?;
                 Box::pin(async_stream::try_stream! {
                     let mut after = 0;
                     loop {
-                        let rows = store.events_page(range, plan, after, page).await?;
+                        let rows = store.events_page(range, plan, after, page).await.map_err(status)?;
                         let Some(last) = rows.last() else { break };
                         after = last.revision;
                         let full = rows.len() as u64 == page;
@@ -126,11 +127,11 @@ impl ExportService for ExportApi {
                 let plan = store
                     .plan_operations(range)
                     .await
-                    .map_err(ExportError::from)?;
+                    .map_err(|err| status(err.into()))?;
                 Box::pin(async_stream::try_stream! {
                     let mut after: Option<(i64, String)> = None;
                     loop {
-                        let rows = store.operations_page(range, plan, after.as_ref(), page).await?;
+                        let rows = store.operations_page(range, plan, after.as_ref(), page).await.map_err(status)?;
                         let Some(last) = rows.last() else { break };
                         after = Some((last.created_micros, last.id.clone()));
                         let full = rows.len() as u64 == page;

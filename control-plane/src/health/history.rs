@@ -251,7 +251,10 @@ impl HistoryStore {
             .then(|| rows.last().map(|row| (row.at_micros, row.id)))
             .flatten();
         Ok(ResultsPage {
-            results: rows.into_iter().map(result_from_row).collect(),
+            results: rows
+                .into_iter()
+                .map(pharos_store::rows::check_result)
+                .collect(),
             next,
         })
     }
@@ -264,7 +267,10 @@ impl HistoryStore {
             .limit(limit)
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().map(result_from_row).collect())
+        Ok(rows
+            .into_iter()
+            .map(pharos_store::rows::check_result)
+            .collect())
     }
 
     /// Each check's rollup over the last `buckets` buckets of `resolution`, with
@@ -340,26 +346,6 @@ impl HistoryStore {
                 .await?;
         }
         Ok(())
-    }
-}
-
-pub(crate) fn result_from_row(row: check_result::Model) -> CheckResult {
-    let outcome = match row.outcome.as_str() {
-        "healthy" => HealthStatus::Healthy,
-        "degraded" => HealthStatus::Degraded,
-        "unhealthy" => HealthStatus::Unhealthy,
-        _ => HealthStatus::Unknown,
-    };
-    CheckResult {
-        check_id: row.check_id,
-        at_micros: row.at_micros,
-        outcome,
-        message: row.message,
-        connect_micros: row.connect_micros,
-        tls_micros: row.tls_micros,
-        first_byte_micros: row.first_byte_micros,
-        total_micros: row.total_micros,
-        measurements: serde_json::from_str(&row.measurements).unwrap_or_default(),
     }
 }
 

@@ -1,9 +1,8 @@
-//! The journal as pharosd keeps it: stored in the database (`store`) and appended by one
-//! batching writer (`writer`). Its entry types live in `pharos_core::journal`.
-
-mod store;
-mod writer;
+//! The journal: its entry types (`pharos_core::journal`) and its store and writer
+//! (`pharos_store::journal`), under one path.
 
 pub use pharos_core::journal::*;
-pub use store::{JournalStore, StoreError, WatchPosition};
-pub use writer::{JournalWriter, WriteError, WriterHandle};
+pub use pharos_store::journal::{
+    ApplyFn, CommitSink, JournalStore, JournalWriter, StoreError, WatchPosition, WriteError,
+    WriterHandle,
+};

@@ -6,7 +6,7 @@
 pub mod audit;
 mod plan;
 mod runner;
-pub mod store;
+pub use pharos_store::operations as store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -64,6 +64,21 @@ pub(super) struct Bounds {
     pub compacted_through: u64,
 }
 
+/// The journal writer publishes what it committed here.
+impl pharos_store::journal::CommitSink for WatchHub {
+    fn head(&self) -> u64 {
+        WatchHub::head(self)
+    }
+
+    fn max_batch(&self) -> usize {
+        self.ring_capacity() / 2
+    }
+
+    fn publish(&self, entries: Vec<JournalEntry>) {
+        WatchHub::publish(self, entries);
+    }
+}
+
 impl WatchHub {
     /// A hub whose journal stands at `head`, with `latest` the current state per key.
     pub fn new(

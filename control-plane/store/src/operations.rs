@@ -7,9 +7,11 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
-use crate::domain::{Operation, OperationState};
-use crate::journal::{Change, Object, WriteError, WriterHandle};
-use crate::storage::entities::{audit_log, operation};
+use pharos_core::domain::{Operation, OperationState};
+use pharos_core::journal::{Change, Object};
+
+use crate::entities::{audit_log, operation};
+use crate::journal::{WriteError, WriterHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -197,5 +199,6 @@ impl OperationStore {
 }
 
 pub(crate) fn decode(row: operation::Model) -> Result<Operation, StoreError> {
-    serde_json::from_str(&row.body).map_err(|source| StoreError::Corrupt { id: row.id, source })
+    let id = row.id.clone();
+    crate::rows::operation(row).map_err(|source| StoreError::Corrupt { id, source })
 }

@@ -1,7 +1,14 @@
-//! Database connection and schema. SQLite is the embedded default; PostgreSQL serves
-//! production and several replicas. The same migrations serve both.
+//! Pharos' store: the only crate that speaks SQL through SeaORM. The connection and
+//! schema (SQLite embedded by default, PostgreSQL for production and several replicas,
+//! the same migrations for both), the journal and its one writer, event history,
+//! operations and their audit, bulk export, and the decoding of every stored row.
 
 pub mod entities;
+pub mod events;
+pub mod export;
+pub mod journal;
+pub mod operations;
+pub mod rows;
 
 use std::path::Path;
 use std::time::Duration;

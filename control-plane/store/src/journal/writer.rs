@@ -1,6 +1,7 @@
 //! The one task that writes the journal. Requests queue on a channel; the writer takes
 //! whatever has queued up (up to a bound) and commits it in one transaction, then
-//! publishes the entries to the hub in revision order and answers each request.
+//! publishes the entries to its [`CommitSink`] (the hub) in revision order and answers
+//! each request.
 
 use std::sync::Arc;
 
@@ -9,8 +10,9 @@ use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Change, JournalStore, StoreError, now_micros};
-use crate::watch::WatchHub;
+use pharos_core::journal::{Change, JournalEntry, now_micros};
+
+use super::{JournalStore, StoreError};
 
 /// Most changes committed in one transaction (fewer with a small hub ring: a batch
 /// larger than half the ring would make every live subscriber lag at once).
@@ -97,16 +99,28 @@ impl WriterHandle {
     }
 }
 
+/// Where committed entries go, in revision order: the watch hub, which lives above the
+/// store and fans them out.
+pub trait CommitSink: Send + Sync {
+    /// The revision of the newest entry published so far.
+    fn head(&self) -> u64;
+    /// The most changes worth committing in one batch (a batch larger than half the
+    /// hub's ring would make every live subscriber lag at once).
+    fn max_batch(&self) -> usize;
+    /// Entries just committed, in revision order.
+    fn publish(&self, entries: Vec<JournalEntry>);
+}
+
 pub struct JournalWriter {
     store: JournalStore,
-    hub: Arc<WatchHub>,
+    hub: Arc<dyn CommitSink>,
     requests: mpsc::Receiver<WriteRequest>,
 }
 
 impl JournalWriter {
     pub fn new(
         store: JournalStore,
-        hub: Arc<WatchHub>,
+        hub: Arc<dyn CommitSink>,
         queue: usize,
     ) -> (JournalWriter, WriterHandle) {
         let (sender, requests) = mpsc::channel(queue);
@@ -145,7 +159,7 @@ impl JournalWriter {
             let mut batch = vec![first];
             if batch[0].apply.is_none() {
                 let mut size = batch[0].changes.len();
-                let max = MAX_BATCH_CHANGES.min(self.hub.ring_capacity() / 2).max(1);
+                let max = MAX_BATCH_CHANGES.min(self.hub.max_batch()).max(1);
                 while size < max {
                     match self.requests.try_recv() {
                         Ok(request) if request.apply.is_some() => {
@@ -198,7 +212,7 @@ impl JournalWriter {
         &self,
         changes: Vec<Change>,
         apply: Option<ApplyFn>,
-    ) -> Result<Vec<super::JournalEntry>, StoreError> {
+    ) -> Result<Vec<JournalEntry>, StoreError> {
         let txn = self.store.db().begin().await?;
         if let Some(apply) = apply {
             apply(&txn).await?;

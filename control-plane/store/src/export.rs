@@ -8,11 +8,11 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
-use crate::domain::{CheckResult, Event, Operation};
-use crate::health::history::result_from_row;
-use crate::journal::{Object, Topic};
-use crate::operations::store::decode as decode_operation;
-use crate::storage::entities::{check_result, journal, operation};
+use pharos_core::domain::{CheckResult, Event, Operation};
+use pharos_core::journal::Topic;
+
+use crate::entities::{check_result, journal, operation};
+use crate::rows;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -111,7 +111,7 @@ impl ExportStore {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|row| (row.id, result_from_row(row)))
+            .map(|row| (row.id, rows::check_result(row)))
             .collect())
     }
 
@@ -160,22 +160,15 @@ impl ExportStore {
             .await?;
         rows.into_iter()
             .map(|row| {
-                let object: Object =
-                    serde_json::from_str(&row.payload).map_err(|err| ExportError::Corrupt {
-                        revision: row.revision,
-                        reason: err.to_string(),
-                    })?;
-                match object {
-                    Object::Event(event) => Ok(JournaledEvent {
-                        revision: row.revision,
-                        committed_at_micros: row.committed_at_micros,
-                        event,
-                    }),
-                    _ => Err(ExportError::Corrupt {
-                        revision: row.revision,
-                        reason: "an entry of the events topic holds no event".to_owned(),
-                    }),
-                }
+                let event = rows::journaled_event(&row).map_err(|reason| ExportError::Corrupt {
+                    revision: row.revision,
+                    reason,
+                })?;
+                Ok(JournaledEvent {
+                    revision: row.revision,
+                    committed_at_micros: row.committed_at_micros,
+                    event,
+                })
             })
             .collect()
     }
@@ -239,7 +232,8 @@ impl ExportStore {
             .await?
             .into_iter()
             .map(|row| {
-                decode_operation(row).map_err(|err| ExportError::CorruptOperation(err.to_string()))
+                crate::operations::decode(row)
+                    .map_err(|err| ExportError::CorruptOperation(err.to_string()))
             })
             .collect()
     }

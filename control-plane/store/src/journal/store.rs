@@ -7,8 +7,9 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-use super::{Change, JournalEntry, Object, Op};
-use crate::storage::entities::{journal, watch_meta, watch_state};
+use pharos_core::journal::{Change, JournalEntry, Object, Op};
+
+use crate::entities::{journal, watch_meta, watch_state};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,7 +66,7 @@ impl JournalStore {
             .await?;
         rows.into_iter()
             .map(|row| {
-                decode(
+                crate::rows::journal_entry(
                     row.revision,
                     Op::Upsert,
                     &row.payload,
@@ -93,7 +94,7 @@ impl JournalStore {
                     revision: row.revision,
                     reason: format!("unknown op {:?}", row.op),
                 })?;
-                decode(row.revision, op, &row.payload, row.committed_at_micros)
+                crate::rows::journal_entry(row.revision, op, &row.payload, row.committed_at_micros)
             })
             .collect()
     }
@@ -212,23 +213,6 @@ impl JournalStore {
 
 fn encode(object: &Object) -> String {
     serde_json::to_string(object).expect("journal objects always serialize")
-}
-
-fn decode(
-    revision: i64,
-    op: Op,
-    payload: &str,
-    committed_at_micros: i64,
-) -> Result<JournalEntry, StoreError> {
-    let object: Object = serde_json::from_str(payload).map_err(|err| StoreError::Corrupt {
-        revision,
-        reason: err.to_string(),
-    })?;
-    Ok(JournalEntry::new(
-        revision as u64,
-        committed_at_micros,
-        Change { op, object },
-    ))
 }
 
 fn joined(values: &[String]) -> Option<String> {

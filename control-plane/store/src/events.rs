@@ -8,9 +8,10 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::domain::{Event, Severity};
-use crate::journal::{Object, Topic, now_micros};
-use crate::storage::entities::journal;
+use pharos_core::domain::{Event, Severity};
+use pharos_core::journal::{Topic, now_micros};
+
+use crate::entities::journal;
 
 /// Rows read per page while filtering, and at most per call.
 const SCAN_PAGE: u64 = 1_000;
@@ -169,12 +170,10 @@ impl EventHistory {
 }
 
 fn decode(row: &journal::Model) -> Option<StoredEvent> {
-    match serde_json::from_str::<Object>(&row.payload) {
-        Ok(Object::Event(event)) => Some(StoredEvent {
-            revision: row.revision as u64,
-            committed_at_micros: row.committed_at_micros,
-            event,
-        }),
-        _ => None,
-    }
+    let event = crate::rows::journaled_event(row).ok()?;
+    Some(StoredEvent {
+        revision: row.revision as u64,
+        committed_at_micros: row.committed_at_micros,
+        event,
+    })
 }
