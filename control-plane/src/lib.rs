@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod config;
 pub mod containers;
 pub use pharos_core::domain;
+pub use pharos_hub as watch;
 pub use pharos_store as storage;
 pub use pharos_store::{events, export};
 pub mod health;
@@ -22,7 +23,6 @@ pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
-pub mod watch;
 mod web;
 
 use std::io::Read;

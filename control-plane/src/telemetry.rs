@@ -384,6 +384,13 @@ impl Telemetry {
             "Open Watch streams.",
         );
         let _ = writeln!(out, "pharos_watch_subscribers {}", hub.subscribers);
+        family(
+            &mut out,
+            "pharos_watch_lagged_total",
+            "counter",
+            "Watch streams ended with RESOURCE_EXHAUSTED because their subscriber fell behind the journal.",
+        );
+        let _ = writeln!(out, "pharos_watch_lagged_total {}", hub.lagged);
 
         let mut by_status: BTreeMap<&'static str, u64> =
             ["healthy", "degraded", "unhealthy", "unknown"]

@@ -313,6 +313,8 @@ async fn a_slow_subscriber_lags_alone(backend: Backend) {
         "the slow subscriber should have lagged"
     );
     assert_eq!(slow_seen.last().copied().unwrap_or(at), resume_from);
+    // Counted for /metrics; the fast subscriber was never ended.
+    assert_eq!(harness.server().hub.stats().lagged, 1);
     let mut resumed = harness.watch(all_topics(resume_from)).await.unwrap();
     slow_seen.extend(
         changes_until(&mut resumed, last)

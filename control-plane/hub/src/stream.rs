@@ -9,8 +9,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{RingRead, WatchHub};
-use crate::journal::{JournalEntry, JournalStore, StoreError};
+use pharos_core::journal::JournalEntry;
 use pharos_core::selector::Selector;
+use pharos_store::journal::{JournalStore, StoreError};
 
 /// Matching entries handed out per read, so one subscriber never hogs the hub lock.
 const READ_BATCH: usize = 256;
@@ -145,6 +146,7 @@ pub fn open_watch(
                     }
                 }
                 RingRead::BehindRing if live => {
+                    subscription.hub().record_lagged(cursor);
                     yield Err(WatchEnd::Lagged { resume_from: cursor });
                     return;
                 }

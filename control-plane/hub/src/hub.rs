@@ -8,21 +8,30 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::journal::{JournalEntry, Op, Topic};
+use pharos_core::journal::{JournalEntry, Op, Topic};
 use pharos_core::selector::{Interest, Selector};
 
 /// Most entries examined under one read lock, so a far-behind reader never holds the
 /// lock for long.
 const MAX_SCAN: usize = 4096;
 
+/// At most one warning about slow subscribers this often; the ones in between are
+/// counted in it.
+const LAG_WARNING_EVERY: Duration = Duration::from_secs(10);
+
 pub struct WatchHub {
     state: RwLock<HubState>,
     ring_capacity: usize,
     next_id: AtomicU64,
+    /// Subscribers ended as too slow (RESOURCE_EXHAUSTED) since start.
+    lagged: AtomicU64,
+    /// When slow subscribers were last warned about, and the count then.
+    lag_warned: Mutex<Option<(Instant, u64)>>,
 }
 
 struct HubState {
@@ -54,6 +63,8 @@ pub struct HubStats {
     pub head: u64,
     pub ring_len: usize,
     pub subscribers: usize,
+    /// Subscribers ended as too slow since start.
+    pub lagged: u64,
 }
 
 /// Where the journal stands, as the hub sees it.
@@ -103,6 +114,32 @@ impl WatchHub {
             }),
             ring_capacity: ring_capacity.max(1),
             next_id: AtomicU64::new(1),
+            lagged: AtomicU64::new(0),
+            lag_warned: Mutex::new(None),
+        }
+    }
+
+    /// Counts a subscriber ended because it fell behind the ring, and warns about such
+    /// ends at most once per [`LAG_WARNING_EVERY`], with how many there were since.
+    pub(super) fn record_lagged(&self, resume_from: u64) {
+        let total = self.lagged.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut warned = self
+            .lag_warned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        let (due, before) = match *warned {
+            None => (true, 0),
+            Some((at, count)) => (now.duration_since(at) >= LAG_WARNING_EVERY, count),
+        };
+        if due {
+            tracing::warn!(
+                ended = total - before,
+                ended_total = total,
+                resume_from,
+                "watch subscribers too slow for the journal were ended with RESOURCE_EXHAUSTED; they resume from their revision"
+            );
+            *warned = Some((now, total));
         }
     }
 
@@ -132,6 +169,7 @@ impl WatchHub {
             head: state.head,
             ring_len: state.ring.len(),
             subscribers: state.subscribers,
+            lagged: self.lagged.load(Ordering::Relaxed),
         }
     }
 
@@ -377,8 +415,8 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Event, Severity};
-    use crate::journal::Change;
+    use pharos_core::domain::{Event, Severity};
+    use pharos_core::journal::Change;
 
     fn event(revision: u64, project: Option<&str>) -> JournalEntry {
         JournalEntry::new(
