@@ -99,7 +99,7 @@ impl CatalogService for CatalogApi {
         let mut overview = view.overview.clone();
         let statuses = {
             let health = self.health.read().unwrap_or_else(|p| p.into_inner());
-            super::health::deployment_statuses(&view, &health)
+            crate::health::engine::deployment_statuses(&view, &health)
         };
         let count =
             |wanted: HealthStatus| statuses.iter().filter(|(_, s)| *s == wanted).count() as u32;

@@ -70,21 +70,6 @@ fn counts(statuses: impl IntoIterator<Item = HealthStatus>) -> pb::StatusCounts 
     counts
 }
 
-/// Each catalog deployment's status (unknown until the engine knows it).
-pub fn deployment_statuses(view: &CatalogView, state: &HealthState) -> Vec<(String, HealthStatus)> {
-    view.catalog
-        .deployments
-        .iter()
-        .map(|d| {
-            let status = state
-                .deployments
-                .get(&d.id())
-                .map_or(HealthStatus::Unknown, |h| h.status);
-            (d.environment.clone(), status)
-        })
-        .collect()
-}
-
 #[tonic::async_trait]
 impl HealthService for HealthApi {
     async fn get_health_summary(
@@ -95,7 +80,7 @@ impl HealthService for HealthApi {
         let (statuses, flapping) = {
             let state = self.state();
             (
-                deployment_statuses(&view, &state),
+                crate::health::engine::deployment_statuses(&view, &state),
                 state.checks.values().filter(|c| c.flapping).count() as u32,
             )
         };

@@ -11,7 +11,7 @@ use pharos_proto::v1 as pb;
 use tonic::Status;
 
 use super::error::ApiError;
-use super::metrics::valid_name;
+use crate::domain::valid_metric_name;
 use crate::journal::Topic;
 use crate::metrics::store::{MetricStore, SeriesSelector, now_ms};
 
@@ -49,7 +49,7 @@ pub fn selectors(
         .iter()
         .enumerate()
         .map(|(i, selector)| {
-            if !valid_name(&selector.name, true) {
+            if !valid_metric_name(&selector.name, true) {
                 return Err(ApiError::InvalidArgument(format!(
                     "metric_selectors[{i}].name {:?} is not a series name",
                     selector.name

@@ -1,6 +1,7 @@
 //! `pharos.v1.MetricsService`: range queries over the metric store, pushed samples, and
 //! the scrape targets' status.
 
+use crate::domain::valid_metric_name;
 use std::sync::Arc;
 
 use pharos_proto::v1 as pb;
@@ -63,15 +64,6 @@ fn millis(timestamp: &prost_types::Timestamp) -> i64 {
     timestamp.seconds * 1000 + i64::from(timestamp.nanos) / 1_000_000
 }
 
-/// Whether `name` is a Prometheus-style metric (or label, without ':') name.
-pub fn valid_name(name: &str, colon: bool) -> bool {
-    let mut bytes = name.bytes();
-    let ok = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || (colon && c == b':');
-    matches!(bytes.next(), Some(c) if ok(c) && !c.is_ascii_digit())
-        && bytes.all(ok)
-        && name.len() <= 256
-}
-
 fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<(), String> {
     if labels.len() > MAX_LABELS {
         return Err(format!(
@@ -80,7 +72,7 @@ fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<()
         ));
     }
     for (name, value) in labels {
-        if !valid_name(name, false) {
+        if !valid_metric_name(name, false) {
             return Err(format!(
                 "invalid label name {name:?}: use letters, digits and '_', not starting with a digit"
             ));
@@ -103,7 +95,7 @@ impl MetricsService for MetricsApi {
     ) -> Result<Response<pb::QueryRangeResponse>, Status> {
         let request = request.into_inner();
         let selector = request.selector.unwrap_or_default();
-        if !valid_name(&selector.name, true) {
+        if !valid_metric_name(&selector.name, true) {
             return Err(Status::invalid_argument(format!(
                 "selector.name {:?} is not a series name (letters, digits, '_' and ':', not starting with a digit)",
                 selector.name
@@ -197,7 +189,7 @@ impl MetricsService for MetricsApi {
             let mut valid: Vec<(String, Labels, i64, f64)> =
                 Vec::with_capacity(batch.samples.len());
             for sample in batch.samples {
-                if !valid_name(&sample.name, true) {
+                if !valid_metric_name(&sample.name, true) {
                     response.rejected_invalid += 1;
                     note(
                         &mut response,

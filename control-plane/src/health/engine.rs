@@ -679,3 +679,18 @@ fn to_result(check_id: &str, at_micros: i64, outcome: ProbeOutcome) -> CheckResu
         measurements: outcome.measurements.into_iter().collect(),
     }
 }
+
+/// Each catalog deployment's status (unknown until the engine knows it).
+pub fn deployment_statuses(view: &CatalogView, state: &HealthState) -> Vec<(String, HealthStatus)> {
+    view.catalog
+        .deployments
+        .iter()
+        .map(|d| {
+            let status = state
+                .deployments
+                .get(&d.id())
+                .map_or(HealthStatus::Unknown, |h| h.status);
+            (d.environment.clone(), status)
+        })
+        .collect()
+}

@@ -74,7 +74,7 @@ impl Aggregates {
         {
             let state = self.health.read().unwrap_or_else(|p| p.into_inner());
             let mut deployments: BTreeMap<&str, usize> = BTreeMap::new();
-            for (_, status) in crate::api::health::deployment_statuses(&view, &state) {
+            for (_, status) in crate::health::engine::deployment_statuses(&view, &state) {
                 *deployments.entry(status.as_str()).or_default() += 1;
             }
             let mut checks: BTreeMap<&str, usize> = BTreeMap::new();

@@ -442,7 +442,7 @@ fn validate_notifications_and_sources(
     for (i, kpi) in file.kpis.iter().enumerate() {
         let path = format!("kpis[{i}]");
         unique(issues, &mut seen, format!("{path}.name"), &kpi.name);
-        if !kpi.name.is_empty() && !crate::api::metrics::valid_name(&kpi.name, false) {
+        if !kpi.name.is_empty() && !crate::domain::valid_metric_name(&kpi.name, false) {
             issues.push((
                 format!("{path}.name"),
                 "use letters, digits and '_', not starting with a digit (it is a label value \
@@ -579,7 +579,7 @@ fn validate_notifications_and_sources(
         }
         for (j, pattern) in backend.series.iter().enumerate() {
             let name = pattern.strip_suffix('*').unwrap_or(pattern);
-            if name.is_empty() || !crate::api::metrics::valid_name(name, true) {
+            if name.is_empty() || !crate::domain::valid_metric_name(name, true) {
                 issues.push((
                     format!("{path}.series[{j}]"),
                     format!("{pattern:?} is not a series name or a prefix ending in `*`"),

@@ -186,3 +186,12 @@ impl PrometheusBackend {
             })
     }
 }
+
+/// Whether `name` is a Prometheus-style metric (or label, without ':') name.
+pub fn valid_metric_name(name: &str, colon: bool) -> bool {
+    let mut bytes = name.bytes();
+    let ok = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || (colon && c == b':');
+    matches!(bytes.next(), Some(c) if ok(c) && !c.is_ascii_digit())
+        && bytes.all(ok)
+        && name.len() <= 256
+}

@@ -19,6 +19,6 @@ pub use container::{
 mod operation;
 pub use metrics::{
     AlertCondition, AlertRule, Alertmanager, AnomalyDetector, AnomalyMethod, Comparison, Kpi,
-    MetricsCatalog, PrometheusBackend, ScrapeTarget, Webhook,
+    MetricsCatalog, PrometheusBackend, ScrapeTarget, Webhook, valid_metric_name,
 };
 pub use operation::{Operation, OperationKind, OperationState, OperationStep, StepState};
