@@ -9,7 +9,8 @@ use pharos_proto::v1 as pb;
 use pharos_proto::{RESUME_REVISION_TRAILER, RESYNC_TRAILER};
 use tonic::{Code, Status};
 
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);

@@ -10,7 +10,8 @@ use pharos_proto::v1 as pb;
 use tonic::Code;
 
 use super::operations::{self, step_state_name};
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output::Output;
 
 #[derive(Debug, clap::Args)]

@@ -9,7 +9,8 @@ use pharos_proto::v1 as pb;
 use serde_json::json;
 
 use crate::board::HealthBoard;
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output::{self, Cell, Format, Output, Table};
 use crate::resume::{ResumingWatch, WatchEvent};
 

@@ -17,7 +17,8 @@ use ratatui::widgets::{Block, Gauge, Paragraph, Sparkline, Wrap};
 
 use crate::board::HealthBoard;
 use crate::capabilities;
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output;
 use crate::resume::{ResumingWatch, WatchEvent};
 

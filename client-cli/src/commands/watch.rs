@@ -9,7 +9,8 @@ use pharos_proto::{RESUME_REVISION_TRAILER, RESYNC_TRAILER};
 use serde_json::json;
 use tonic::Code;
 
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output::{Output, status_name};
 
 #[derive(Debug, clap::Args)]
