@@ -43,7 +43,7 @@ pub async fn run(client: &Client, args: Args, out: Output) -> Result<(), CliErro
     if !args.watch {
         loop {
             let event = watch.next().await?;
-            let done = matches!(event, WatchEvent::Synced(_));
+            let done = matches!(event, WatchEvent::Synced(_) | WatchEvent::Progress(_));
             board.apply(event);
             if done {
                 break;
