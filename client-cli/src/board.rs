@@ -28,7 +28,7 @@ impl HealthBoard {
                 self.synced = false;
                 true
             }
-            WatchEvent::Synced(revision) => {
+            WatchEvent::Synced(revision) | WatchEvent::Progress(revision) => {
                 let first = !self.synced;
                 self.synced = true;
                 self.revision = revision;

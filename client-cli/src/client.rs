@@ -1,6 +1,5 @@
-//! Connection to pharosd and the errors a user can act on, each with its own exit code.
-
-use std::fmt;
+//! The connection to pharosd: one endpoint (with TLS when the address is `https://`) and
+//! the token interceptor, from which every service client is made.
 
 use pharos_proto::v1::action_service_client::ActionServiceClient;
 use pharos_proto::v1::catalog_service_client::CatalogServiceClient;
@@ -14,86 +13,13 @@ use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
 use crate::config::Target;
+use crate::error::CliError;
 
 /// The channel type of every service client: the connection plus the token interceptor.
 pub type Svc = InterceptedService<Channel, Auth>;
-
-/// A failure, described in one line, with a distinct exit code per kind.
-#[derive(Debug)]
-pub enum CliError {
-    /// A bad command line (exit code 2, like clap's own usage errors).
-    Usage(String),
-    Unreachable(String),
-    Auth(String),
-    NotFound(String),
-    Invalid(String),
-    /// The server does not offer this RPC (an older or smaller pharosd).
-    Unsupported(String),
-    Other(String),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Other(_) => 1,
-            CliError::Usage(_) => 2,
-            CliError::Unreachable(_) => 3,
-            CliError::Auth(_) => 4,
-            CliError::NotFound(_) => 5,
-            CliError::Invalid(_) => 6,
-            CliError::Unsupported(_) => 7,
-        }
-    }
-
-    pub fn from_status(server: &str, status: &Status) -> CliError {
-        let message = status.message().to_owned();
-        match status.code() {
-            // Without a source the server itself said so (its engine is down, it is
-            // shutting down); with one, the connection failed.
-            Code::Unavailable if std::error::Error::source(status).is_none() => {
-                CliError::Unreachable(format!("pharosd at {server}: {message}"))
-            }
-            Code::Unavailable => {
-                CliError::Unreachable(format!("cannot reach pharosd at {server}: {message}"))
-            }
-            // A connection that broke under the call (the server went away mid-request).
-            Code::Unknown if std::error::Error::source(status).is_some() => {
-                let cause = std::error::Error::source(status)
-                    .map(|source| format!(" ({source})"))
-                    .unwrap_or_default();
-                CliError::Unreachable(format!(
-                    "lost the connection to pharosd at {server}: {message}{cause}"
-                ))
-            }
-            Code::Unauthenticated | Code::PermissionDenied => CliError::Auth(message),
-            Code::Unimplemented => CliError::Unsupported(format!(
-                "not available on this server (pharosd at {server} does not offer it): {message}"
-            )),
-            Code::NotFound => CliError::NotFound(message),
-            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-                CliError::Invalid(message)
-            }
-            code => CliError::Other(format!("{code:?}: {message}")),
-        }
-    }
-}
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CliError::Usage(m)
-            | CliError::Unreachable(m)
-            | CliError::Auth(m)
-            | CliError::NotFound(m)
-            | CliError::Invalid(m)
-            | CliError::Unsupported(m)
-            | CliError::Other(m) => f.write_str(m),
-        }
-    }
-}
 
 /// Adds the bearer token to every call.
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::CliError;
+use crate::error::CliError;
 
 /// The server a command talks to when nothing else names one.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7600";

@@ -6,6 +6,7 @@ mod capabilities;
 mod client;
 mod commands;
 mod config;
+mod error;
 mod output;
 mod resume;
 

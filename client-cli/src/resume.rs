@@ -1,7 +1,8 @@
-//! One Watch stream that survives server restarts, for the live views (`health -w`,
-//! `top`): it reconnects with backoff, resumes after the last revision it delivered, and
-//! starts over from a snapshot when the server asks for a resync. Callers apply what it
-//! yields to their state; [`WatchEvent::Reset`] tells them to drop that state first.
+//! One Watch stream that survives server restarts, for every command that follows the
+//! journal (`watch`, `events -f`, `health -w`, `top`): it reconnects with backoff, resumes
+//! after the last revision it delivered, and starts over from a snapshot when the server
+//! asks for a resync. Callers apply what it yields to their state; [`WatchEvent::Reset`]
+//! tells them to drop that state first.
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use pharos_proto::v1 as pb;
 use pharos_proto::{RESUME_REVISION_TRAILER, RESYNC_TRAILER};
 use tonic::{Code, Status};
 
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -19,8 +21,11 @@ pub enum WatchEvent {
     /// A snapshot follows: forget the current state.
     Reset,
     Change(Box<pb::Change>),
-    /// Everything up to this revision has been delivered (end of snapshot or progress).
+    /// The snapshot is complete: everything up to this revision has been delivered.
     Synced(u64),
+    /// Still everything up to this revision, said by a quiet stream now and then; unlike
+    /// `Synced`, not the end of a snapshot.
+    Progress(u64),
     /// New points of the selected series arrived (streams with metric_selectors only).
     Metrics,
 }
@@ -30,9 +35,15 @@ pub struct ResumingWatch {
     request: pb::WatchRequest,
     stream: Option<tonic::Streaming<pb::WatchResponse>>,
     last_revision: u64,
+    /// What the next failed reconnection waits before trying again.
     backoff: Duration,
+    /// Set when the stream broke or an attempt failed: a server going away is not hit
+    /// again at once.
+    pause: Option<Duration>,
     connected_once: bool,
-    retry_pending: bool,
+    /// Between a [`WatchEvent::Reset`] and the snapshot's end; a connection that resumes
+    /// after a revision ends it too, as no snapshot follows then.
+    in_snapshot: bool,
     /// Print notices on stderr (off for full-screen views, which show `notice`).
     pub print_notices: bool,
     /// The last thing said about the connection ("reconnecting in 400ms", ...).
@@ -48,8 +59,9 @@ impl ResumingWatch {
             request,
             stream: None,
             backoff: FIRST_BACKOFF,
+            pause: None,
             connected_once: false,
-            retry_pending: false,
+            in_snapshot: false,
             print_notices: true,
             notice: None,
         }
@@ -57,6 +69,11 @@ impl ResumingWatch {
 
     pub fn connected(&self) -> bool {
         self.stream.is_some()
+    }
+
+    /// Whether the changes being delivered are a snapshot's contents rather than news.
+    pub fn in_snapshot(&self) -> bool {
+        self.in_snapshot
     }
 
     fn say(&mut self, text: String) {
@@ -71,11 +88,9 @@ impl ResumingWatch {
     pub async fn next(&mut self) -> Result<WatchEvent, CliError> {
         loop {
             let Some(stream) = self.stream.as_mut() else {
-                if self.retry_pending {
-                    tokio::time::sleep(self.backoff).await;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                if let Some(pause) = self.pause.take() {
+                    tokio::time::sleep(pause).await;
                 }
-                self.retry_pending = true;
                 let request = pb::WatchRequest {
                     since_revision: self.last_revision,
                     ..self.request.clone()
@@ -92,21 +107,22 @@ impl ResumingWatch {
                             self.notice = None;
                         }
                         self.connected_once = true;
-                        self.retry_pending = false;
                         self.backoff = FIRST_BACKOFF;
                         self.stream = Some(stream);
-                        if self.last_revision == 0 {
+                        self.in_snapshot = self.last_revision == 0;
+                        if self.in_snapshot {
                             return Ok(WatchEvent::Reset);
                         }
                     }
                     Err(Attempt::Resync(message)) => {
                         self.say(format!("{message}; starting over from a fresh snapshot"));
                         self.last_revision = 0;
-                        self.retry_pending = false;
                     }
                     Err(Attempt::Retry(err)) if self.connected_once => {
                         let text = format!("{err}; reconnecting in {:?}", self.backoff);
                         self.say(text);
+                        self.pause = Some(self.backoff);
+                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                     }
                     Err(Attempt::Retry(err) | Attempt::Fatal(err)) => return Err(err),
                 }
@@ -120,11 +136,12 @@ impl ResumingWatch {
                     }
                     Some(pb::watch_response::Message::SnapshotComplete(done)) => {
                         self.last_revision = done.revision;
+                        self.in_snapshot = false;
                         return Ok(WatchEvent::Synced(done.revision));
                     }
                     Some(pb::watch_response::Message::Progress(progress)) => {
                         self.last_revision = self.last_revision.max(progress.revision);
-                        return Ok(WatchEvent::Synced(self.last_revision));
+                        return Ok(WatchEvent::Progress(self.last_revision));
                     }
                     // Metric batches come only to streams that select series.
                     Some(pb::watch_response::Message::Metrics(_)) => {
@@ -134,10 +151,12 @@ impl ResumingWatch {
                 },
                 Ok(None) => {
                     self.stream = None;
+                    self.pause = Some(self.backoff);
                     self.say("stream closed by the server; reconnecting".to_owned());
                 }
                 Err(status) => {
                     self.stream = None;
+                    self.pause = Some(self.backoff);
                     if status.metadata().get(RESYNC_TRAILER).is_some() {
                         let text =
                             format!("{}; starting over from a fresh snapshot", status.message());
@@ -169,13 +188,16 @@ impl ResumingWatch {
         &self,
         request: pb::WatchRequest,
     ) -> Result<tonic::Streaming<pb::WatchResponse>, Attempt> {
+        // A resync answers a revision the server cannot resume after; asked for a
+        // snapshot, it would only repeat itself, so it is reported like any refusal.
+        let resumes = request.since_revision != 0;
         let mut watch = self.client.watch().await.map_err(|err| match err {
             CliError::Unreachable(_) => Attempt::Retry(err),
             err => Attempt::Fatal(err),
         })?;
         match watch.watch(request).await {
             Ok(response) => Ok(response.into_inner()),
-            Err(status) if status.metadata().get(RESYNC_TRAILER).is_some() => {
+            Err(status) if resumes && status.metadata().get(RESYNC_TRAILER).is_some() => {
                 Err(Attempt::Resync(status.message().to_owned()))
             }
             Err(status) => match self.client.error(&status) {

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::client::CliError;
 use crate::config::{Config, Context, Tls, config_path};
+use crate::error::CliError;
 use crate::output::{Cell, Output, Table, Tone};
 
 #[derive(Debug, clap::Subcommand)]

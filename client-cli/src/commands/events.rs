@@ -4,7 +4,8 @@
 use pharos_proto::v1 as pb;
 use serde_json::json;
 
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output::{self, Cell, Output, Table, Tone};
 use crate::resume::{ResumingWatch, WatchEvent};
 

@@ -9,7 +9,8 @@ use pharos_proto::v1 as pb;
 use serde_json::json;
 
 use crate::board::HealthBoard;
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output::{self, Cell, Format, Output, Table};
 use crate::resume::{ResumingWatch, WatchEvent};
 
@@ -42,7 +43,7 @@ pub async fn run(client: &Client, args: Args, out: Output) -> Result<(), CliErro
     if !args.watch {
         loop {
             let event = watch.next().await?;
-            let done = matches!(event, WatchEvent::Synced(_));
+            let done = matches!(event, WatchEvent::Synced(_) | WatchEvent::Progress(_));
             board.apply(event);
             if done {
                 break;

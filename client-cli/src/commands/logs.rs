@@ -7,7 +7,8 @@ use pharos_proto::v1 as pb;
 use serde_json::json;
 use tonic::Code;
 
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output::{self, Output};
 
 #[derive(Debug, clap::Args)]

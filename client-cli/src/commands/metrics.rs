@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use pharos_proto::v1 as pb;
 use serde_json::json;
 
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output::{Output, Table};
 
 #[derive(Debug, clap::Args)]

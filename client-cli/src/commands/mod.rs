@@ -1,6 +1,7 @@
-//! Every `pharos` command: one module each, sharing the connection and error mapping
-//! (`client`), the output layer (`output`) and the contexts (`config`). Adding a command is
-//! a module with an `Args` struct and a `run`, plus one variant below.
+//! Every `pharos` command: one module each, sharing the connection (`client`), the errors
+//! and their exit codes (`error`), the output layer (`output`) and the contexts
+//! (`config`). Adding a command is a module with an `Args` struct and a `run`, plus one
+//! variant below.
 
 mod actions;
 mod checks;
@@ -23,8 +24,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::client::{CliError, Client};
+use crate::client::Client;
 use crate::config;
+use crate::error::CliError;
 use crate::output::{Format, Output};
 
 #[derive(Debug, Parser)]

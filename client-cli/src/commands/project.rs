@@ -3,7 +3,8 @@
 use pharos_proto::v1 as pb;
 use serde_json::json;
 
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output::{self, Output, Table};
 
 #[derive(Debug, clap::Args)]

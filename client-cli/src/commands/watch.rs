@@ -1,16 +1,14 @@
 //! `pharos watch`: prints changes as they arrive; after a disconnect or a server restart it
 //! reconnects with backoff and resumes from the last revision it saw, so nothing is
-//! repeated or lost.
-
-use std::time::Duration;
+//! repeated or lost. The reconnecting is [`ResumingWatch`]'s, shared with the live views.
 
 use pharos_proto::v1 as pb;
-use pharos_proto::{RESUME_REVISION_TRAILER, RESYNC_TRAILER};
 use serde_json::json;
-use tonic::Code;
 
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output::{Output, status_name};
+use crate::resume::{ResumingWatch, WatchEvent};
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
@@ -34,8 +32,6 @@ pub struct WatchArgs {
     no_snapshot: bool,
 }
 
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
 pub async fn run(client: &Client, args: WatchArgs, out: Output) -> Result<(), CliError> {
     let topics: Vec<i32> = args
         .topics
@@ -48,118 +44,41 @@ pub async fn run(client: &Client, args: WatchArgs, out: Output) -> Result<(), Cl
             _ => pb::WatchTopic::Events as i32,
         })
         .collect();
-    let mut last_revision = args.since;
-    let mut backoff = Duration::from_millis(200);
-    let mut connected_once = false;
+    let request = pb::WatchRequest {
+        since_revision: args.since,
+        topics,
+        projects: args.projects,
+        environments: args.environments,
+        health_statuses: args
+            .statuses
+            .iter()
+            .map(|status| match status.as_str() {
+                "healthy" => pb::HealthStatus::Healthy as i32,
+                "degraded" => pb::HealthStatus::Degraded as i32,
+                "unhealthy" => pb::HealthStatus::Unhealthy as i32,
+                _ => pb::HealthStatus::Unspecified as i32,
+            })
+            .collect(),
+        // The CLI does not stream metric series (yet).
+        metric_selectors: Vec::new(),
+    };
+    let mut watch = ResumingWatch::new(client.clone(), request);
     loop {
-        let request = pb::WatchRequest {
-            since_revision: last_revision,
-            topics: topics.clone(),
-            projects: args.projects.clone(),
-            environments: args.environments.clone(),
-            health_statuses: args
-                .statuses
-                .iter()
-                .map(|status| match status.as_str() {
-                    "healthy" => pb::HealthStatus::Healthy as i32,
-                    "degraded" => pb::HealthStatus::Degraded as i32,
-                    "unhealthy" => pb::HealthStatus::Unhealthy as i32,
-                    _ => pb::HealthStatus::Unspecified as i32,
-                })
-                .collect(),
-            // The CLI does not stream metric series (yet).
-            metric_selectors: Vec::new(),
-        };
-        let attempt = async {
-            let mut watch = client.watch().await?;
-            watch
-                .watch(request)
-                .await
-                .map_err(|status| client.error(&status).with_status(status))
-        };
-        let mut stream = match attempt.await {
-            Ok(response) => response.into_inner(),
-            Err(err) if err.resync && last_revision != 0 => {
-                eprintln!("pharos: {err}; starting over from a fresh snapshot");
-                last_revision = 0;
-                continue;
-            }
-            Err(err) if err.is_retryable() && connected_once => {
-                eprintln!("pharos: {err}; reconnecting in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-            Err(err) => return Err(err.into_cli()),
-        };
-        if connected_once {
-            eprintln!("pharos: reconnected; resuming after revision {last_revision}");
-        }
-        connected_once = true;
-        backoff = Duration::from_millis(200);
-        let mut in_snapshot = last_revision == 0;
-        loop {
-            match stream.message().await {
-                Ok(Some(message)) => match message.message {
-                    Some(pb::watch_response::Message::Change(change)) => {
-                        last_revision = last_revision.max(change.revision);
-                        if !(in_snapshot && args.no_snapshot) {
-                            print_change(&change, out);
-                        }
-                    }
-                    Some(pb::watch_response::Message::SnapshotComplete(done)) => {
-                        in_snapshot = false;
-                        last_revision = done.revision;
-                        if out.structured() {
-                            println!("{}", json!({"snapshot_complete": done.revision}));
-                        } else {
-                            eprintln!("pharos: snapshot complete at revision {}", done.revision);
-                        }
-                    }
-                    Some(pb::watch_response::Message::Progress(progress)) => {
-                        last_revision = last_revision.max(progress.revision);
-                    }
-                    Some(pb::watch_response::Message::Metrics(_)) | None => {}
-                },
-                Ok(None) => {
-                    eprintln!("pharos: stream closed by the server; reconnecting");
-                    break;
-                }
-                Err(status) => {
-                    if status.metadata().get(RESYNC_TRAILER).is_some() {
-                        eprintln!(
-                            "pharos: {}; starting over from a fresh snapshot",
-                            status.message()
-                        );
-                        last_revision = 0;
-                        break;
-                    }
-                    if let Some(resume) = status
-                        .metadata()
-                        .get(RESUME_REVISION_TRAILER)
-                        .and_then(|value| value.to_str().ok())
-                        .and_then(|value| value.parse::<u64>().ok())
-                    {
-                        last_revision = last_revision.max(resume);
-                    }
-                    match status.code() {
-                        Code::Unavailable
-                        | Code::ResourceExhausted
-                        | Code::Unknown
-                        | Code::Internal
-                        | Code::Cancelled => {
-                            eprintln!(
-                                "pharos: stream interrupted ({}); reconnecting",
-                                status.message()
-                            );
-                            break;
-                        }
-                        _ => return Err(client.error(&status)),
-                    }
+        match watch.next().await? {
+            WatchEvent::Change(change) => {
+                if !(watch.in_snapshot() && args.no_snapshot) {
+                    print_change(&change, out);
                 }
             }
+            WatchEvent::Synced(revision) => {
+                if out.structured() {
+                    println!("{}", json!({"snapshot_complete": revision}));
+                } else {
+                    eprintln!("pharos: snapshot complete at revision {revision}");
+                }
+            }
+            WatchEvent::Reset | WatchEvent::Progress(_) | WatchEvent::Metrics => {}
         }
-        tokio::time::sleep(backoff).await;
     }
 }
 
@@ -246,49 +165,5 @@ fn summary(change: &pb::Change) -> String {
             format!("{} {state} {}", op.deployment_id, op.result)
         }
         None => String::new(),
-    }
-}
-
-/// A failed attempt to open the stream: retried while the server is away.
-struct AttemptError {
-    error: CliError,
-    code: Option<Code>,
-    /// The server asked for a fresh snapshot (the revision is compacted or unknown).
-    resync: bool,
-}
-
-impl CliError {
-    fn with_status(self, status: tonic::Status) -> AttemptError {
-        AttemptError {
-            error: self,
-            code: Some(status.code()),
-            resync: status.metadata().get(RESYNC_TRAILER).is_some(),
-        }
-    }
-}
-
-impl From<CliError> for AttemptError {
-    fn from(error: CliError) -> Self {
-        AttemptError {
-            error,
-            code: None,
-            resync: false,
-        }
-    }
-}
-
-impl AttemptError {
-    fn is_retryable(&self) -> bool {
-        matches!(self.error, CliError::Unreachable(_)) || self.code == Some(Code::Unavailable)
-    }
-
-    fn into_cli(self) -> CliError {
-        self.error
-    }
-}
-
-impl std::fmt::Display for AttemptError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
     }
 }

@@ -2,15 +2,17 @@
 //! on a deployment, then follow it with WatchOperation until it ends. Exit code 0 only
 //! when the operation succeeded.
 
+mod follow;
+mod progress;
+
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pharos_proto::v1 as pb;
-use tonic::Code;
 
-use super::operations::{self, step_state_name};
-use crate::client::{CliError, Client};
+use self::follow::follow;
+use super::operations;
+use crate::client::Client;
+use crate::error::CliError;
 use crate::output::Output;
 
 #[derive(Debug, clap::Args)]
@@ -215,177 +217,4 @@ fn confirm(what: &str) -> Result<(), CliError> {
             "{what}: not confirmed, nothing was changed"
         )))
     }
-}
-
-fn finished(op: &pb::Operation) -> bool {
-    matches!(
-        pb::OperationState::try_from(op.state),
-        Ok(pb::OperationState::Succeeded
-            | pb::OperationState::Failed
-            | pb::OperationState::Interrupted
-            | pb::OperationState::Planned)
-    )
-}
-
-/// Shows each step's progress: spinners on a terminal, one line per step change otherwise.
-struct Progress {
-    bars: Option<(MultiProgress, Vec<ProgressBar>)>,
-    printed: Vec<i32>,
-    quiet: bool,
-}
-
-impl Progress {
-    fn new(out: Output) -> Progress {
-        let live = std::io::stderr().is_terminal() && !out.structured();
-        Progress {
-            bars: live.then(|| {
-                (
-                    MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-                    Vec::new(),
-                )
-            }),
-            printed: Vec::new(),
-            quiet: out.structured(),
-        }
-    }
-
-    fn show(&mut self, op: &pb::Operation) {
-        if let Some((multi, bars)) = &mut self.bars {
-            while bars.len() < op.steps.len() {
-                let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} {prefix} {wide_msg}")
-                        .expect("valid template"),
-                );
-                bar.enable_steady_tick(Duration::from_millis(120));
-                bars.push(bar);
-            }
-            for (n, (step, bar)) in op.steps.iter().zip(bars.iter()).enumerate() {
-                bar.set_prefix(format!(
-                    "[{}/{}] {}",
-                    n + 1,
-                    op.steps.len(),
-                    step.description
-                ));
-                let state = step_state_name(step.state);
-                let message = if step.message.is_empty() {
-                    state.to_owned()
-                } else {
-                    format!("{state}: {}", step.message)
-                };
-                match pb::StepState::try_from(step.state) {
-                    Ok(pb::StepState::Succeeded) => bar.finish_with_message(format!("✓ {message}")),
-                    Ok(pb::StepState::Failed) => bar.finish_with_message(format!("✗ {message}")),
-                    Ok(pb::StepState::Skipped) => bar.finish_with_message(format!("- {message}")),
-                    _ => bar.set_message(message),
-                }
-            }
-            return;
-        }
-        if self.quiet {
-            return;
-        }
-        self.printed.resize(op.steps.len(), 0);
-        for (n, step) in op.steps.iter().enumerate() {
-            if self.printed[n] != step.state {
-                self.printed[n] = step.state;
-                let mut line = format!(
-                    "step {}/{} {}: {}",
-                    n + 1,
-                    op.steps.len(),
-                    step.description,
-                    step_state_name(step.state)
-                );
-                if !step.message.is_empty() {
-                    line.push_str(&format!(" ({})", step.message));
-                }
-                eprintln!("{line}");
-            }
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some((_, bars)) = &self.bars {
-            for bar in bars {
-                if !bar.is_finished() {
-                    bar.abandon();
-                }
-            }
-        }
-    }
-}
-
-/// Follows the operation until it ends, resuming after its last version when the stream
-/// breaks (a pharosd restart).
-async fn follow(
-    client: &Client,
-    operation: pb::Operation,
-    out: Output,
-) -> Result<pb::Operation, CliError> {
-    let mut progress = Progress::new(out);
-    if !out.structured() {
-        eprintln!(
-            "operation {}: {} {}",
-            operation.id,
-            operations::kind_name(operation.kind),
-            operation.deployment_id
-        );
-    }
-    progress.show(&operation);
-    let mut last = operation;
-    let mut backoff = Duration::from_millis(200);
-    while !finished(&last) {
-        let attempt = async {
-            let mut actions = client.actions().await?;
-            let mut stream = actions
-                .watch_operation(pb::WatchOperationRequest {
-                    id: last.id.clone(),
-                    after_version: last.version,
-                })
-                .await
-                .map_err(|status| client.error(&status))?
-                .into_inner();
-            loop {
-                match stream.message().await {
-                    Ok(Some(response)) => {
-                        if let Some(op) = response.operation {
-                            progress.show(&op);
-                            let done = finished(&op);
-                            last = op;
-                            if done {
-                                return Ok(());
-                            }
-                        }
-                    }
-                    Ok(None) => {
-                        return Err(CliError::Unreachable("operation stream ended".to_owned()));
-                    }
-                    Err(status)
-                        if status.code() == Code::Unavailable || status.code() == Code::Unknown =>
-                    {
-                        return Err(CliError::Unreachable(status.message().to_owned()));
-                    }
-                    Err(status) => return Err(client.error(&status)),
-                }
-            }
-        }
-        .await;
-        match attempt {
-            Ok(()) => break,
-            Err(CliError::Unreachable(why)) => {
-                eprintln!(
-                    "pharos: lost the operation stream ({why}); reconnecting in {}ms",
-                    backoff.as_millis()
-                );
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            Err(other) => {
-                progress.finish();
-                return Err(other);
-            }
-        }
-    }
-    progress.finish();
-    Ok(last)
 }
