@@ -15,9 +15,10 @@ LAYERS = [
     # The outside world's services, without the database; and the database, without
     # the outside world.
     {"pharos-probes", "pharos-store"},
-    # The watch hub: committed journal entries, fanned out.
-    {"pharos-hub"},
-    # pharosd: the collectors, the gRPC adapters and the wiring.
+    # The watch hub (committed journal entries, fanned out), and the collectors (what
+    # pharosd learns and does on its own, written through the store's journal).
+    {"pharos-hub", "pharos-collectors"},
+    # pharosd: the gRPC adapters and the wiring.
     {"pharos-control-plane"},
     # The CLI, and the end-to-end test support that runs the binaries.
     {"pharos-cli", "pharos-e2e"},
@@ -30,6 +31,8 @@ KEPT_OUT = {
     "pharos-core": {"tonic", "prost", "sea-orm", "sqlx", "bollard", "axum", "hyper", "tokio"},
     "pharos-probes": {"sea-orm", "sea-orm-migration", "bollard", "axum", "tonic-web"},
     "pharos-hub": {"tonic", "prost", "pharos-proto", "sea-orm", "bollard", "axum", "hyper"},
+    # Collectors know neither the wire contract nor a server framework.
+    "pharos-collectors": {"tonic", "prost", "pharos-proto", "axum", "tower"},
     # The store speaks SQL only: no gRPC, HTTP or container engine.
     "pharos-store": {"tonic", "prost", "pharos-proto", "bollard", "axum", "hyper"},
     # The CLI talks to pharosd over the API only.

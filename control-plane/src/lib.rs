@@ -6,19 +6,14 @@
 
 pub mod api;
 pub mod auth;
-pub mod capacity;
-pub mod catalog;
 pub mod config;
-pub mod containers;
+pub use pharos_collectors::{capacity, catalog, containers, health, metrics, operations};
 pub use pharos_core::domain;
 pub use pharos_hub as watch;
 pub use pharos_store as storage;
 pub use pharos_store::{events, export};
-pub mod health;
 pub mod journal;
 pub mod jwt;
-pub mod metrics;
-pub mod operations;
 pub mod ratelimit;
 pub mod server;
 pub mod telemetry;

@@ -1,0 +1,416 @@
+//! Keeps the database, the journal and the in-memory view in step with the catalog file:
+//! at start, and whenever the file changes. An invalid edit keeps the running catalog and
+//! raises a `catalog.invalid` event.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryOrder, Set};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::view::CatalogView;
+use super::{CatalogError, DEMO_CATALOG};
+use pharos_core::domain::{
+    Catalog, Deployment, Environment, Event, PortAllocation, PortRange, PortType, Project, Severity,
+};
+use pharos_store::entities::{deployment, environment, port_allocation, project};
+use pharos_store::journal::{Change, Object, WriteError, WriterHandle};
+
+/// Where the catalog text comes from.
+#[derive(Clone, Debug)]
+pub enum CatalogSource {
+    File(PathBuf),
+    /// The demo catalog compiled into pharosd.
+    Embedded,
+}
+
+impl CatalogSource {
+    pub fn name(&self) -> String {
+        match self {
+            CatalogSource::File(path) => path.display().to_string(),
+            CatalogSource::Embedded => "embedded demo catalog".to_owned(),
+        }
+    }
+
+    /// The catalog text, with `${listen}` pointed at `listen`, the address pharosd
+    /// serves on (see [`super::expand`]): the demo catalog monitors this very server.
+    pub fn read(&self, listen: SocketAddr) -> Result<String, CatalogError> {
+        let text = match self {
+            CatalogSource::Embedded => DEMO_CATALOG.to_owned(),
+            CatalogSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|err| CatalogError {
+                    problems: vec![super::Problem {
+                        source: self.name(),
+                        line: 1,
+                        column: 1,
+                        path: String::new(),
+                        message: format!("cannot read the catalog file: {err}"),
+                    }],
+                })?
+            }
+        };
+        Ok(super::expand(&text, listen))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("invalid catalog (nothing was changed):\n{0}")]
+    Invalid(CatalogError),
+    #[error("cannot load the stored catalog: {0}")]
+    Load(#[from] DbErr),
+    #[error("cannot store the catalog: {0}")]
+    Write(#[from] WriteError),
+}
+
+/// What the file looked like when last read, to notice edits cheaply.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+pub struct CatalogSync {
+    source: CatalogSource,
+    writer: WriterHandle,
+    view: watch::Sender<Arc<CatalogView>>,
+    listen: SocketAddr,
+    stamp: Option<Stamp>,
+    /// The text last seen (applied or rejected), so one bad edit raises one event.
+    last_text: String,
+}
+
+impl CatalogSync {
+    /// Loads the catalog stored by the previous run, then applies the source. When the
+    /// source is invalid, a stored catalog keeps running (and an event says why); with
+    /// nothing stored, start-up fails with the problems.
+    pub async fn start(
+        source: CatalogSource,
+        db: DatabaseConnection,
+        writer: WriterHandle,
+        head: u64,
+        listen: SocketAddr,
+    ) -> Result<(CatalogSync, watch::Receiver<Arc<CatalogView>>), SyncError> {
+        let stored = load_stored(&db).await?;
+        let has_stored = !stored.environments.is_empty() || !stored.projects.is_empty();
+        let (view, receiver) = watch::channel(Arc::new(CatalogView::new(stored, head)));
+        let mut sync = CatalogSync {
+            stamp: stamp_of(&source),
+            source,
+            writer,
+            view,
+            listen,
+            last_text: String::new(),
+        };
+        let text = sync.source.read(sync.listen);
+        let parsed = text.and_then(|text| {
+            let parsed = super::parse(&text, &sync.source.name());
+            sync.last_text = text;
+            parsed
+        });
+        match parsed {
+            Ok(catalog) => sync.apply(catalog).await?,
+            Err(err) if has_stored => {
+                tracing::error!(catalog = %sync.source.name(), problems = %err, "invalid catalog; keeping the stored one");
+                sync.raise_invalid(&err).await?;
+            }
+            Err(err) => return Err(SyncError::Invalid(err)),
+        }
+        Ok((sync, receiver))
+    }
+
+    /// Checks the file every `poll` and applies edits, until `shutdown`.
+    pub async fn run(mut self, poll: Duration, shutdown: CancellationToken) {
+        if matches!(self.source, CatalogSource::Embedded) {
+            return;
+        }
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let stamp = stamp_of(&self.source);
+            if stamp == self.stamp {
+                continue;
+            }
+            self.stamp = stamp;
+            if let Err(err) = self.reload().await {
+                tracing::error!(error = %err, "catalog reload failed");
+            }
+        }
+    }
+
+    async fn reload(&mut self) -> Result<(), SyncError> {
+        let text = match self.source.read(self.listen) {
+            Ok(text) => text,
+            Err(err) => {
+                tracing::error!(problems = %err, "cannot read the catalog; keeping the running one");
+                return self.raise_invalid(&err).await;
+            }
+        };
+        if text == self.last_text {
+            return Ok(());
+        }
+        let parsed = super::parse(&text, &self.source.name());
+        self.last_text = text;
+        match parsed {
+            Ok(catalog) => self.apply(catalog).await,
+            Err(err) => {
+                tracing::error!(problems = %err, "invalid catalog edit; keeping the running catalog");
+                self.raise_invalid(&err).await
+            }
+        }
+    }
+
+    async fn raise_invalid(&self, err: &CatalogError) -> Result<(), SyncError> {
+        let mut attributes = std::collections::BTreeMap::new();
+        attributes.insert("source".to_owned(), self.source.name());
+        attributes.insert("problems".to_owned(), err.problems.len().to_string());
+        let event = Event {
+            id: event_id("catalog-invalid"),
+            kind: "catalog.invalid".to_owned(),
+            severity: Severity::Error,
+            message: format!("catalog edit rejected, the running catalog is kept:\n{err}"),
+            source: "catalog".to_owned(),
+            project_id: None,
+            environment: None,
+            attributes,
+        };
+        self.writer.append(vec![Change::append(event)]).await?;
+        Ok(())
+    }
+
+    /// Journals the difference to the running catalog and rewrites the catalog tables, in
+    /// one transaction.
+    async fn apply(&mut self, catalog: Catalog) -> Result<(), SyncError> {
+        let current = self.view.borrow().clone();
+        let mut changes = diff(&current.catalog, &catalog);
+        if changes.is_empty() {
+            // Scrape targets, alert rules and webhooks are not journaled objects.
+            if current.catalog.metrics != catalog.metrics {
+                let revision = current.revision;
+                self.view
+                    .send_replace(Arc::new(CatalogView::new(catalog, revision)));
+            }
+            return Ok(());
+        }
+        let summary = format!("catalog applied: {} change(s)", changes.len());
+        changes.push(Change::append(Event {
+            id: event_id("catalog-applied"),
+            kind: "catalog.applied".to_owned(),
+            severity: Severity::Info,
+            message: summary.clone(),
+            source: "catalog".to_owned(),
+            project_id: None,
+            environment: None,
+            attributes: [("source".to_owned(), self.source.name())]
+                .into_iter()
+                .collect(),
+        }));
+        let rows = catalog.clone();
+        let revision = self
+            .writer
+            .append_with(
+                changes,
+                Box::new(move |txn| store_catalog(txn, rows).boxed()),
+            )
+            .await?;
+        tracing::info!(catalog = %self.source.name(), revision, "{summary}");
+        self.view
+            .send_replace(Arc::new(CatalogView::new(catalog, revision)));
+        Ok(())
+    }
+}
+
+fn stamp_of(source: &CatalogSource) -> Option<Stamp> {
+    let CatalogSource::File(path) = source else {
+        return None;
+    };
+    let metadata = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        modified: metadata.modified().ok(),
+        len: metadata.len(),
+    })
+}
+
+fn event_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        pharos_store::journal::now_micros(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The changes that turn `old` into `new`: upserts in catalog order (environments first),
+/// then deletions in reverse dependency order (ports first).
+pub fn diff(old: &Catalog, new: &Catalog) -> Vec<Change> {
+    let old_objects = objects(old);
+    let new_objects = objects(new);
+    let old_by_key: HashMap<String, &Object> = old_objects.iter().map(|o| (o.key(), o)).collect();
+    let new_keys: std::collections::HashSet<String> = new_objects.iter().map(Object::key).collect();
+    let mut changes: Vec<Change> = new_objects
+        .iter()
+        .filter(|object| old_by_key.get(&object.key()) != Some(object))
+        .map(|object| Change::upsert(object.clone()))
+        .collect();
+    changes.extend(
+        old_objects
+            .iter()
+            .rev()
+            .filter(|object| !new_keys.contains(&object.key()))
+            .map(|object| Change::delete(object.clone())),
+    );
+    changes
+}
+
+fn objects(catalog: &Catalog) -> Vec<Object> {
+    let environments = catalog
+        .environments
+        .iter()
+        .cloned()
+        .map(Object::Environment);
+    let projects = catalog.projects.iter().cloned().map(Object::Project);
+    let deployments = catalog.deployments.iter().cloned().map(Object::Deployment);
+    let ports = catalog.ports.iter().cloned().map(Object::PortAllocation);
+    environments
+        .chain(projects)
+        .chain(deployments)
+        .chain(ports)
+        .collect()
+}
+
+async fn store_catalog<C: ConnectionTrait>(txn: &C, catalog: Catalog) -> Result<(), DbErr> {
+    port_allocation::Entity::delete_many().exec(txn).await?;
+    deployment::Entity::delete_many().exec(txn).await?;
+    project::Entity::delete_many().exec(txn).await?;
+    environment::Entity::delete_many().exec(txn).await?;
+    for (position, env) in catalog.environments.iter().enumerate() {
+        environment::Entity::insert(environment::ActiveModel {
+            id: Set(env.id.clone()),
+            name: Set(env.name.clone()),
+            port_range_start: Set(env.port_range.map(|r| i32::from(r.start))),
+            port_range_end: Set(env.port_range.map(|r| i32::from(r.end))),
+            position: Set(position as i32),
+        })
+        .exec(txn)
+        .await?;
+    }
+    for (position, p) in catalog.projects.iter().enumerate() {
+        project::Entity::insert(project::ActiveModel {
+            id: Set(p.id.clone()),
+            name: Set(p.name.clone()),
+            project_type: Set(p.project_type.clone()),
+            subdomain: Set(p.subdomain.clone()),
+            description: Set(p.description.clone()),
+            position: Set(position as i32),
+        })
+        .exec(txn)
+        .await?;
+    }
+    for (position, d) in catalog.deployments.iter().enumerate() {
+        deployment::Entity::insert(deployment::ActiveModel {
+            id: Set(d.id()),
+            project_id: Set(d.project_id.clone()),
+            environment: Set(d.environment.clone()),
+            spec: Set(serde_json::to_string(d).map_err(|err| DbErr::Custom(err.to_string()))?),
+            position: Set(position as i32),
+        })
+        .exec(txn)
+        .await?;
+    }
+    for port in &catalog.ports {
+        port_allocation::Entity::insert(port_allocation::ActiveModel {
+            environment: Set(port.environment.clone()),
+            port: Set(i32::from(port.port)),
+            port_type: Set(port.port_type.as_str().to_owned()),
+            project_id: Set(port.project_id.clone()),
+            service: Set(port.service.clone()),
+        })
+        .exec(txn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The catalog the previous run stored.
+async fn load_stored(db: &DatabaseConnection) -> Result<Catalog, DbErr> {
+    let environments = environment::Entity::find()
+        .order_by_asc(environment::Column::Position)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| Environment {
+            id: row.id,
+            name: row.name,
+            port_range: row
+                .port_range_start
+                .zip(row.port_range_end)
+                .map(|(start, end)| PortRange {
+                    start: start as u16,
+                    end: end as u16,
+                }),
+        })
+        .collect();
+    let deployments: Vec<Deployment> = deployment::Entity::find()
+        .order_by_asc(deployment::Column::Position)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| {
+            serde_json::from_str(&row.spec)
+                .map_err(|err| DbErr::Custom(format!("deployment {}: {err}", row.id)))
+        })
+        .collect::<Result<_, _>>()?;
+    let projects = project::Entity::find()
+        .order_by_asc(project::Column::Position)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| Project {
+            environments: deployments
+                .iter()
+                .filter(|d| d.project_id == row.id)
+                .map(|d| d.environment.clone())
+                .collect(),
+            id: row.id,
+            name: row.name,
+            project_type: row.project_type,
+            subdomain: row.subdomain,
+            description: row.description,
+        })
+        .collect();
+    let ports = port_allocation::Entity::find()
+        .order_by_asc(port_allocation::Column::Environment)
+        .order_by_asc(port_allocation::Column::Port)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(PortAllocation {
+                port_type: PortType::parse(&row.port_type).ok_or_else(|| {
+                    DbErr::Custom(format!("unknown port type {:?}", row.port_type))
+                })?,
+                environment: row.environment,
+                port: row.port as u16,
+                project_id: row.project_id,
+                service: row.service,
+            })
+        })
+        .collect::<Result<_, DbErr>>()?;
+    Ok(Catalog {
+        environments,
+        projects,
+        deployments,
+        ports,
+        metrics: Default::default(),
+    })
+}
