@@ -18,7 +18,9 @@ LAYERS = [
     # The watch hub (committed journal entries, fanned out), and the collectors (what
     # pharosd learns and does on its own, written through the store's journal).
     {"pharos-hub", "pharos-collectors"},
-    # pharosd: the gRPC adapters and the wiring.
+    # The gRPC layer: the pharos.v1 services, auth, limits, telemetry, web, TLS.
+    {"pharos-grpc"},
+    # pharosd: configuration, wiring, supervision and shutdown.
     {"pharos-control-plane"},
     # The CLI, and the end-to-end test support that runs the binaries.
     {"pharos-cli", "pharos-e2e"},

@@ -4,21 +4,15 @@
 //! and its fan-out) <- `catalog` (a collector) <- `api` (gRPC adapters) <- `server`
 //! (wiring). See `docs/architecture.md`.
 
-pub mod api;
-pub mod auth;
 pub mod config;
 pub use pharos_collectors::{capacity, catalog, containers, health, metrics, operations};
 pub use pharos_core::domain;
+pub use pharos_grpc::{api, auth, jwt, ratelimit, telemetry, tls, web};
 pub use pharos_hub as watch;
 pub use pharos_store as storage;
 pub use pharos_store::{events, export};
 pub mod journal;
-pub mod jwt;
-pub mod ratelimit;
 pub mod server;
-pub mod telemetry;
-pub mod tls;
-mod web;
 
 use std::io::Read;
 

@@ -11,11 +11,11 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::error::ApiError;
-use crate::catalog::CatalogView;
-use crate::domain::{HealthStatus, check_id};
-use crate::health::engine::{HealthState, HeartbeatError, Heartbeats, SharedHealth};
-use crate::health::history::{HistoryStore, Resolution, WINDOWS};
-use crate::watch::WatchHub;
+use pharos_collectors::catalog::CatalogView;
+use pharos_collectors::health::engine::{HealthState, HeartbeatError, Heartbeats, SharedHealth};
+use pharos_collectors::health::history::{HistoryStore, Resolution, WINDOWS};
+use pharos_core::domain::{HealthStatus, check_id};
+use pharos_hub::WatchHub;
 
 const RECENT_FAILURES: u64 = 10;
 
@@ -80,7 +80,7 @@ impl HealthService for HealthApi {
         let (statuses, flapping) = {
             let state = self.state();
             (
-                crate::health::engine::deployment_statuses(&view, &state),
+                pharos_collectors::health::engine::deployment_statuses(&view, &state),
                 state.checks.values().filter(|c| c.flapping).count() as u32,
             )
         };

@@ -16,10 +16,10 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::health::engine::{ProbeStats, SharedHealth};
-use crate::metrics::scrape::TargetStatuses;
-use crate::metrics::store::MetricStore;
-use crate::watch::WatchHub;
+use pharos_collectors::health::engine::{ProbeStats, SharedHealth};
+use pharos_collectors::metrics::scrape::TargetStatuses;
+use pharos_collectors::metrics::store::MetricStore;
+use pharos_hub::WatchHub;
 
 /// Upper bounds (seconds) of the RPC latency histogram.
 const BUCKETS: [f64; 12] = [
@@ -574,10 +574,10 @@ pub async fn record_periodically(
     interval: std::time::Duration,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let limits = crate::metrics::exposition::Limits::default();
-    let labels: crate::metrics::store::Labels =
+    let limits = pharos_collectors::metrics::exposition::Limits::default();
+    let labels: pharos_collectors::metrics::store::Labels =
         [("target".to_owned(), "pharosd".to_owned())].into();
-    let mut deriver = crate::metrics::derive::Deriver::default();
+    let mut deriver = pharos_collectors::metrics::derive::Deriver::default();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -585,8 +585,8 @@ pub async fn record_periodically(
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let at_ms = crate::metrics::store::now_ms();
-        let parsed = crate::metrics::exposition::parse(&telemetry.render(), &limits);
+        let at_ms = pharos_collectors::metrics::store::now_ms();
+        let parsed = pharos_collectors::metrics::exposition::parse(&telemetry.render(), &limits);
         let values = deriver.derive(&parsed, at_ms, &labels);
         telemetry.store.record(
             values

@@ -246,7 +246,7 @@ pub fn required_role(path: &str) -> Option<Role> {
 #[derive(Clone)]
 pub struct AuthLayer {
     policy: Arc<AccessPolicy>,
-    audit: Option<crate::operations::AuditLog>,
+    audit: Option<pharos_collectors::operations::AuditLog>,
 }
 
 impl AuthLayer {
@@ -258,7 +258,7 @@ impl AuthLayer {
     }
 
     /// Records denied calls of methods that need the operator role or more.
-    pub fn with_audit(mut self, audit: crate::operations::AuditLog) -> AuthLayer {
+    pub fn with_audit(mut self, audit: pharos_collectors::operations::AuditLog) -> AuthLayer {
         self.audit = Some(audit);
         self
     }
@@ -292,7 +292,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     policy: Arc<AccessPolicy>,
-    audit: Option<crate::operations::AuditLog>,
+    audit: Option<pharos_collectors::operations::AuditLog>,
 }
 
 impl<S, B> Service<http::Request<B>> for AuthService<S>
@@ -335,8 +335,8 @@ where
                 if let Some(audit) = &self.audit
                     && required_role(path).is_some_and(|role| role >= Role::Operator)
                 {
-                    audit.record(crate::operations::AuditEntry {
-                        at_micros: crate::journal::now_micros(),
+                    audit.record(pharos_collectors::operations::AuditEntry {
+                        at_micros: pharos_store::journal::now_micros(),
                         actor: self.policy.identify(authorization),
                         method: path.to_owned(),
                         deployment_id: String::new(),

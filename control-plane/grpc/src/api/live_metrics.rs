@@ -11,9 +11,9 @@ use pharos_proto::v1 as pb;
 use tonic::Status;
 
 use super::error::ApiError;
-use crate::domain::valid_metric_name;
-use crate::journal::Topic;
-use crate::metrics::store::{MetricStore, SeriesSelector, now_ms};
+use pharos_collectors::metrics::store::{MetricStore, SeriesSelector, now_ms};
+use pharos_core::domain::valid_metric_name;
+use pharos_store::journal::Topic;
 
 pub const MAX_SELECTORS: usize = 64;
 pub const MAX_POINTS_PER_BATCH: usize = 50_000;

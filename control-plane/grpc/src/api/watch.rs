@@ -12,15 +12,15 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::error::ApiError;
-use crate::journal::{JournalStore, Topic};
-use crate::watch::{Selector, WatchHub, WatchItem, WatchOptions, open_watch};
+use pharos_hub::{Selector, WatchHub, WatchItem, WatchOptions, open_watch};
+use pharos_store::journal::{JournalStore, Topic};
 
 pub struct WatchApi {
     hub: Arc<WatchHub>,
     store: JournalStore,
     options: WatchOptions,
     shutdown: CancellationToken,
-    metrics: Option<Arc<crate::metrics::store::MetricStore>>,
+    metrics: Option<Arc<pharos_collectors::metrics::store::MetricStore>>,
 }
 
 impl WatchApi {
@@ -40,7 +40,10 @@ impl WatchApi {
     }
 
     /// Serves the metrics topic from `store` (see `super::live_metrics`).
-    pub fn with_metrics(mut self, store: Arc<crate::metrics::store::MetricStore>) -> WatchApi {
+    pub fn with_metrics(
+        mut self,
+        store: Arc<pharos_collectors::metrics::store::MetricStore>,
+    ) -> WatchApi {
         self.metrics = Some(store);
         self
     }

@@ -7,7 +7,7 @@ use pharos_proto::{RESUME_REVISION_TRAILER, RESYNC_TRAILER};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
-use crate::watch::WatchEnd;
+use pharos_hub::WatchEnd;
 
 /// Errors raised by the API adapters themselves (request checks), or passed through.
 #[derive(Debug, thiserror::Error)]

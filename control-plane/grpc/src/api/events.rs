@@ -5,9 +5,9 @@ use pharos_proto::v1::event_service_server::EventService;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
-use crate::domain::{Event, Severity};
-use crate::events::{EventFilter, EventHistory};
-use crate::journal::{Change, WriterHandle};
+use pharos_core::domain::{Event, Severity};
+use pharos_store::events::{EventFilter, EventHistory};
+use pharos_store::journal::{Change, WriterHandle};
 
 const MAX_BATCH: usize = 1_000;
 const MAX_PAGE: u32 = 1_000;
@@ -95,7 +95,7 @@ fn validate(index: usize, reported: pb::ReportedEvent) -> Result<Event, String> 
         ));
     }
     Ok(Event {
-        id: crate::metrics::event_id(&reported.kind),
+        id: pharos_collectors::metrics::event_id(&reported.kind),
         kind: reported.kind,
         severity,
         message: reported.message,

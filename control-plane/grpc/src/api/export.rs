@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::error::ApiError;
-use crate::export::{ExportError, ExportStore, TimeRange};
+use pharos_store::export::{ExportError, ExportStore, TimeRange};
 
 const DEFAULT_PAGE: u32 = 1000;
 const MAX_PAGE: u32 = 10_000;

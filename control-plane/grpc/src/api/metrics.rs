@@ -1,7 +1,7 @@
 //! `pharos.v1.MetricsService`: range queries over the metric store, pushed samples, and
 //! the scrape targets' status.
 
-use crate::domain::valid_metric_name;
+use pharos_core::domain::valid_metric_name;
 use std::sync::Arc;
 
 use pharos_proto::v1 as pb;
@@ -9,9 +9,9 @@ use pharos_proto::v1::metrics_service_server::MetricsService;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
-use crate::metrics::aggregates::Aggregates;
-use crate::metrics::scrape::TargetStatuses;
-use crate::metrics::store::{Labels, MetricStore, SeriesSelector, Source, now_ms};
+use pharos_collectors::metrics::aggregates::Aggregates;
+use pharos_collectors::metrics::scrape::TargetStatuses;
+use pharos_collectors::metrics::store::{Labels, MetricStore, SeriesSelector, Source, now_ms};
 
 /// At most this many points per query, so one call cannot take the server's memory.
 const MAX_POINTS: usize = 1_000_000;
@@ -21,7 +21,7 @@ pub const MAX_LABEL_VALUE: usize = 1024;
 pub struct MetricsApi {
     store: Arc<MetricStore>,
     targets: TargetStatuses,
-    capacity: Option<crate::capacity::Latest>,
+    capacity: Option<pharos_collectors::capacity::Latest>,
     aggregates: Option<Aggregates>,
 }
 
@@ -42,7 +42,7 @@ impl MetricsApi {
     }
 
     /// The Prometheus backend that claims series `name`, if any.
-    fn backend_for(&self, name: &str) -> Option<crate::domain::PrometheusBackend> {
+    fn backend_for(&self, name: &str) -> Option<pharos_core::domain::PrometheusBackend> {
         let aggregates = self.aggregates.as_ref()?;
         let view = aggregates.view.borrow();
         view.catalog
@@ -54,7 +54,7 @@ impl MetricsApi {
     }
 
     /// Serves GetCapacity from the sampler's latest snapshot.
-    pub fn with_capacity(mut self, latest: crate::capacity::Latest) -> MetricsApi {
+    pub fn with_capacity(mut self, latest: pharos_collectors::capacity::Latest) -> MetricsApi {
         self.capacity = Some(latest);
         self
     }
@@ -130,7 +130,7 @@ impl MetricsService for MetricsApi {
             labels: selector.labels.into_iter().collect(),
         };
         let series = match self.backend_for(&selector.name) {
-            Some(backend) => crate::metrics::prometheus::query_range(
+            Some(backend) => pharos_collectors::metrics::prometheus::query_range(
                 &backend, &selector, start_ms, end_ms, step_ms,
             )
             .await
@@ -333,7 +333,7 @@ impl MetricsService for MetricsApi {
                 errors.push(series);
             }
         }
-        let latest = |series: &[&crate::metrics::store::SeriesPoints]| {
+        let latest = |series: &[&pharos_collectors::metrics::store::SeriesPoints]| {
             let points = sum_by_time(series);
             (points.last().map(|p| p.value), points)
         };
@@ -452,7 +452,7 @@ impl MetricsService for MetricsApi {
     }
 }
 
-fn capacity_response(s: &crate::capacity::Snapshot) -> pb::GetCapacityResponse {
+fn capacity_response(s: &pharos_collectors::capacity::Snapshot) -> pb::GetCapacityResponse {
     let (host, host_error) = match &s.host {
         Ok(h) => (
             Some(pb::HostCapacity {
@@ -549,7 +549,7 @@ fn capacity_response(s: &crate::capacity::Snapshot) -> pb::GetCapacityResponse {
 }
 
 /// Several series summed point by point (same times: one store, one step).
-fn sum_by_time(series: &[&crate::metrics::store::SeriesPoints]) -> Vec<pb::Point> {
+fn sum_by_time(series: &[&pharos_collectors::metrics::store::SeriesPoints]) -> Vec<pb::Point> {
     let mut sums: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
     for s in series {
         for p in &s.points {

@@ -1,4 +1,4 @@
-//! `pharos.v1.ActionService`: actions become operations (see `crate::operations`);
+//! `pharos.v1.ActionService`: actions become operations (see `pharos_collectors::operations`);
 //! every call is audited with its outcome.
 
 use std::pin::Pin;
@@ -13,9 +13,9 @@ use tonic::{Code, Request, Response, Status};
 use super::catalog::{decode_token, encode_token, page_size};
 use super::convert::timestamp;
 use crate::auth::Principal;
-use crate::domain::{Operation, OperationKind, OperationState, OperationStep, StepState};
-use crate::journal::now_micros;
-use crate::operations::{ActionError, ActionRequest, AuditEntry, AuditLog, Operations};
+use pharos_collectors::operations::{ActionError, ActionRequest, AuditEntry, AuditLog, Operations};
+use pharos_core::domain::{Operation, OperationKind, OperationState, OperationStep, StepState};
+use pharos_store::journal::now_micros;
 
 pub struct ActionApi {
     operations: Arc<Operations>,

@@ -14,9 +14,9 @@ use tonic::{Request, Response, Status};
 
 use super::convert::timestamp;
 use super::error::ApiError;
-use crate::containers::logs::{self, LogQuery};
-use crate::containers::{ContainerIndex, ContainerQuery, ServiceStats};
-use crate::domain::{
+use pharos_collectors::containers::logs::{self, LogQuery};
+use pharos_collectors::containers::{ContainerIndex, ContainerQuery, ServiceStats};
+use pharos_core::domain::{
     Container, ContainerHealth, ContainerState, ContainerStats, EngineState, EngineStatus,
 };
 

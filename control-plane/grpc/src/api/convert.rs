@@ -3,13 +3,13 @@
 use pharos_proto::v1 as pb;
 use prost_types::Timestamp;
 
-use crate::catalog::{EnvironmentTotals, Overview};
-use crate::domain::{
+use pharos_collectors::catalog::{EnvironmentTotals, Overview};
+use pharos_collectors::health::history::Rollup;
+use pharos_core::domain::{
     CheckHealth, CheckResult, CheckSpec, Deployment, DeploymentHealth, Environment, Event,
     HealthStatus, PortAllocation, PortType, Project, Severity,
 };
-use crate::health::history::Rollup;
-use crate::journal::{JournalEntry, Object, Op, Topic};
+use pharos_store::journal::{JournalEntry, Object, Op, Topic};
 
 pub fn environment(env: &Environment) -> pb::Environment {
     pb::Environment {

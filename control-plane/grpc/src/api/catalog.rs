@@ -9,10 +9,10 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::error::ApiError;
-use crate::catalog::CatalogView;
-use crate::domain::HealthStatus;
-use crate::health::engine::SharedHealth;
-use crate::watch::WatchHub;
+use pharos_collectors::catalog::CatalogView;
+use pharos_collectors::health::engine::SharedHealth;
+use pharos_core::domain::HealthStatus;
+use pharos_hub::WatchHub;
 
 const DEFAULT_PAGE_SIZE: u32 = 100;
 const MAX_PAGE_SIZE: u32 = 1000;
@@ -99,7 +99,7 @@ impl CatalogService for CatalogApi {
         let mut overview = view.overview.clone();
         let statuses = {
             let health = self.health.read().unwrap_or_else(|p| p.into_inner());
-            crate::health::engine::deployment_statuses(&view, &health)
+            pharos_collectors::health::engine::deployment_statuses(&view, &health)
         };
         let count =
             |wanted: HealthStatus| statuses.iter().filter(|(_, s)| *s == wanted).count() as u32;
