@@ -10,24 +10,7 @@ use sha2::{Digest, Sha256};
 use tonic::Status;
 use tower::{Layer, Service};
 
-/// Roles, weakest first: each role may do everything the ones before it may.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
+pub use crate::principal::{Principal, Role};
 
 /// An API token as configured: its SHA-256, never the token itself.
 #[derive(Clone, Debug, Deserialize)]
@@ -37,13 +20,6 @@ pub struct TokenConfig {
     pub role: Role,
     /// Hex SHA-256 of the token (`pharosd hash-token` prints it).
     pub sha256: String,
-}
-
-/// Who is calling, put in the request extensions for services and the audit log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal {
-    pub name: String,
-    pub role: Role,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 
-use crate::auth::{Principal, Role};
+use crate::principal::{Principal, Role};
 
 /// `jwt:` in the config file.
 #[derive(Clone, Debug, Deserialize)]

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod jwt;
+pub mod principal;
 pub mod ratelimit;
 pub mod telemetry;
 pub mod tls;

@@ -168,7 +168,16 @@ pub fn validate(file: CatalogFile) -> Result<Catalog, Issues> {
         });
     }
 
-    catalog.metrics = crate::metrics::catalog::validate(&file, &mut issues);
+    let sections = crate::metrics::catalog::MetricsSections {
+        scrape_targets: &file.scrape_targets,
+        alert_rules: &file.alert_rules,
+        webhooks: &file.webhooks,
+        alertmanagers: &file.alertmanagers,
+        kpis: &file.kpis,
+        anomaly_detectors: &file.anomaly_detectors,
+        prometheus_backends: &file.prometheus_backends,
+    };
+    catalog.metrics = crate::metrics::catalog::validate(&sections, &mut issues);
 
     if issues.is_empty() {
         Ok(catalog)

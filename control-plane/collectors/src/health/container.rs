@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::Schedule;
+use super::schedule::Schedule;
 use crate::containers::ContainerIndex;
 use pharos_core::domain::{CheckResult, Container, HealthStatus};
 use pharos_store::journal::now_micros;

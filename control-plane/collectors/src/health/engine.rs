@@ -3,7 +3,6 @@
 //! transitions and hands every result to the history writer.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::machine::{CheckMachine, FlapPolicy};
 use super::probe::{self, ProbeKind, ProbeOutcome, Verdict};
+use super::schedule::{Schedule, spread};
 use crate::catalog::CatalogView;
 use pharos_core::domain::{
     CheckHealth, CheckResult, CheckSpec, Deployment, DeploymentHealth, HealthStatus, check_id,
@@ -539,22 +539,6 @@ impl HealthEngine {
             tracing::error!(error = %err, "journaling health changes failed");
         }
     }
-}
-
-pub(super) struct Schedule {
-    pub(super) check_id: String,
-    pub(super) interval: Duration,
-    timeout: Duration,
-    pub(super) first_run: Instant,
-}
-
-/// Start times spread over the interval by the check's id, so checks added together do
-/// not all run at the same moment.
-fn spread(check_id: &str, interval: Duration) -> Instant {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    check_id.hash(&mut hasher);
-    let offset = hasher.finish() % (interval.as_millis().max(1) as u64);
-    Instant::now() + Duration::from_millis(offset)
 }
 
 async fn run_active(

@@ -5,4 +5,5 @@ mod container;
 pub mod engine;
 pub mod history;
 pub mod machine;
+mod schedule;
 pub use pharos_probes as probe;

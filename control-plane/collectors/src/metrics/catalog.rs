@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::catalog::file::CatalogFile;
 use pharos_core::domain::{
     AlertCondition, AlertRule, Alertmanager, AnomalyDetector, AnomalyMethod, Comparison, Kpi,
     MetricsCatalog, PrometheusBackend, ScrapeTarget, Severity, Webhook,
@@ -249,8 +248,19 @@ fn http_url(issues: &mut Issues, path: &str, text: &str, ca_file: Option<&str>) 
     }
 }
 
+/// The metrics sections of a catalog file, as the catalog parsed them.
+pub struct MetricsSections<'a> {
+    pub scrape_targets: &'a [ScrapeTargetFile],
+    pub alert_rules: &'a [AlertRuleFile],
+    pub webhooks: &'a [WebhookFile],
+    pub alertmanagers: &'a [AlertmanagerFile],
+    pub kpis: &'a [KpiFile],
+    pub anomaly_detectors: &'a [AnomalyDetectorFile],
+    pub prometheus_backends: &'a [PrometheusBackendFile],
+}
+
 /// Validates the metrics sections; problems go to `issues` with their field paths.
-pub fn validate(file: &CatalogFile, issues: &mut Issues) -> MetricsCatalog {
+pub fn validate(file: &MetricsSections<'_>, issues: &mut Issues) -> MetricsCatalog {
     let (targets, rules, webhooks) = (&file.scrape_targets, &file.alert_rules, &file.webhooks);
     let mut out = MetricsCatalog::default();
     let mut seen = HashSet::new();
@@ -415,7 +425,7 @@ pub fn validate(file: &CatalogFile, issues: &mut Issues) -> MetricsCatalog {
 
 /// `alertmanagers`, `kpis`, `anomaly_detectors` and `prometheus_backends`.
 fn validate_notifications_and_sources(
-    file: &CatalogFile,
+    file: &MetricsSections<'_>,
     issues: &mut Issues,
     out: &mut MetricsCatalog,
 ) {

@@ -137,7 +137,7 @@ impl ExportService for ExportApi {
                         let full = rows.len() as u64 == page;
                         yield pb::ExportResponse {
                             total_records: plan.total,
-                            operations: rows.iter().map(super::actions::operation).collect(),
+                            operations: rows.iter().map(super::convert::operations::operation).collect(),
                             ..Default::default()
                         };
                         if !full {

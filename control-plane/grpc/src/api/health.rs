@@ -205,7 +205,7 @@ impl HealthService for HealthApi {
             ))
             .into());
         }
-        let limit = super::catalog::page_size(request.page_size)?;
+        let limit = super::paging::page_size(request.page_size)?;
         let after = decode_cursor(&request.page_token)?;
         let micros = |t: &prost_types::Timestamp| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000;
         let start = request.start_time.as_ref().map(micros);

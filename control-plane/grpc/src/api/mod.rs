@@ -11,6 +11,7 @@ mod export;
 pub mod health;
 mod live_metrics;
 pub mod metrics;
+mod paging;
 mod session;
 mod watch;
 

@@ -1,4 +1,7 @@
-//! Domain -> proto conversions.
+//! Domain <-> proto conversions, by area; nothing here knows a service.
+
+pub mod containers;
+pub mod operations;
 
 use pharos_proto::v1 as pb;
 use prost_types::Timestamp;
@@ -180,11 +183,11 @@ pub fn change(entry: &JournalEntry, snapshot: bool) -> pb::Change {
         Object::Event(e) => PbObject::Event(event(e, commit_time)),
         Object::CheckHealth(check) => PbObject::CheckHealth(check_health(check)),
         Object::DeploymentHealth(health) => PbObject::DeploymentHealth(deployment_health(health)),
-        Object::Container(c) => PbObject::Container(super::containers::container(c, None)),
+        Object::Container(c) => PbObject::Container(containers::container(c, None)),
         Object::ContainerEngine(engine) => {
-            PbObject::ContainerEngine(super::containers::engine_status(engine))
+            PbObject::ContainerEngine(containers::engine_status(engine))
         }
-        Object::Operation(op) => PbObject::Operation(super::actions::operation(op)),
+        Object::Operation(op) => PbObject::Operation(operations::operation(op)),
     };
     pb::Change {
         revision: entry.revision,
