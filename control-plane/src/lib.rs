@@ -21,6 +21,7 @@ pub mod operations;
 pub mod ratelimit;
 pub mod server;
 pub mod storage;
+pub mod supervisor;
 pub mod telemetry;
 pub mod tls;
 pub mod watch;
