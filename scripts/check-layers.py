@@ -11,7 +11,7 @@ import sys
 
 LAYERS = [
     # Plain types and the wire contract: nothing of Pharos below them.
-    {"pharos-core", "pharos-proto", "pharos-migrations"},
+    {"pharos-core", "pharos-proto", "pharos-migrations", "pharos-supervisor"},
     # The outside world's services, without the database; and the database, without
     # the outside world.
     {"pharos-probes", "pharos-store"},

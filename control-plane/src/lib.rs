@@ -11,6 +11,7 @@ pub use pharos_grpc::{api, auth, jwt, ratelimit, telemetry, tls, web};
 pub use pharos_hub as watch;
 pub use pharos_store as storage;
 pub use pharos_store::{events, export};
+pub use pharos_supervisor as supervisor;
 pub mod journal;
 pub mod server;
 

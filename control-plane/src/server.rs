@@ -1,5 +1,7 @@
 //! Wiring: storage, journal, hub, catalog sync and the one listening port, started in
-//! order and stopped in reverse with a deadline.
+//! order and stopped in reverse with a deadline. Every background task runs under the
+//! [`TaskSupervisor`]; the table of what happens when each one fails is on
+//! [`start_with_failpoints`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,9 +11,11 @@ use anyhow::Context;
 use pharos_proto::v1::catalog_service_server::CatalogServiceServer;
 use pharos_proto::v1::watch_service_server::WatchServiceServer;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 use tower::ServiceBuilder;
 
 use crate::api::ActionApi;
@@ -28,6 +32,7 @@ use crate::journal::Topic;
 use crate::journal::{JournalStore, JournalWriter};
 use crate::operations::{AuditLog, OperationStore, Operations};
 use crate::storage;
+use crate::supervisor::{Backoff, Failpoints, FatalTaskError, TaskHealth, TaskSupervisor};
 use crate::watch::Selector;
 use crate::watch::WatchHub;
 use crate::web;
@@ -48,6 +53,8 @@ pub struct RunningServer {
     /// Actions on deployments.
     pub operations: Arc<Operations>,
     pub metrics: Arc<crate::metrics::store::MetricStore>,
+    /// Which background tasks run, are restarting or have failed.
+    pub tasks: TaskHealth,
     /// Ends open Watch streams (with "reconnect and resume").
     streams: CancellationToken,
     /// Stops accepting connections and drains the open ones.
@@ -56,15 +63,47 @@ pub struct RunningServer {
     collectors: CancellationToken,
     /// Stops the journal writer, after everything that writes.
     writer_stop: CancellationToken,
-    server_task: JoinHandle<Result<(), tonic::transport::Error>>,
-    tasks: Vec<(&'static str, JoinHandle<()>)>,
-    writer_task: JoinHandle<()>,
-    history_task: JoinHandle<()>,
+    supervisor: TaskSupervisor,
+    /// The embedded catalog never changes, so no task syncs it; holding its sync keeps
+    /// the catalog channel open, which the tasks that follow the catalog read as "keep
+    /// going" rather than "stop".
+    _fixed_catalog: Option<CatalogSync>,
     deadline: Duration,
 }
 
 /// Starts everything and returns once the port accepts connections.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    start_with_failpoints(settings, Failpoints::default()).await
+}
+
+/// [`start`], with panics injected into the tasks `failpoints` names.
+///
+/// # Background tasks
+///
+/// Each runs as a named task in a `task` span under the [`TaskSupervisor`]. When one
+/// ends while pharosd runs, it is either restarted with a backoff or pharosd stops with
+/// an error (exit status 1), so that whatever runs it starts a whole new process:
+///
+/// | task | on failure | why |
+/// | --- | --- | --- |
+/// | `journal-writer` | stop pharosd | it alone owns the queue every journaled change goes through; a panic loses the requests in flight and their callers' answers |
+/// | `history-writer` | stop pharosd | it owns the receiving end of check results and the open rollup buckets, which no second start could get back |
+/// | `audit-writer` | stop pharosd | it owns the receiving end of the audit queue; running on without it would drop audit records silently |
+/// | `health-engine` | stop pharosd | it owns the running checks and their state machines; a new engine could not take over checks the old one left behind |
+/// | `serve` | stop pharosd | it owns the listening socket; a pharosd that no longer answers must not look alive to its supervisor |
+/// | `catalog-sync` | restart | a copy of the started sync polls the file again and diffs it against the shared view; not run for the embedded catalog, which never changes |
+/// | `containers-collector` | restart | a copy of the prepared collector reconnects and resyncs the shared index; not run without a container engine |
+/// | `containers-stats` | restart | samples running containers from the shared index; not run without a container engine |
+/// | `health-retention`, `journal-compaction`, `metrics-rollups` | restart | periodic jobs on the database; a new run does what the failed one would have |
+/// | `metrics-scraper`, `sql-kpis` | restart | one loop per target or KPI, started from the catalog; the loops of a failed run stop with its token |
+/// | `alert-rules` | restart | a new evaluator restores firing alerts from the event history, as after a restart of pharosd, and publishes to the same firing set |
+/// | `anomaly-detectors` | restart | a new watcher learns its baselines again, as after a restart of pharosd |
+/// | `capacity-sampler`, `telemetry-series` | restart | samplers whose next sample does not depend on the last |
+/// | `grpc-health-status` | restart | mirrors the tasks' health into `grpc.health.v1` from the current state |
+pub async fn start_with_failpoints(
+    settings: Settings,
+    failpoints: Failpoints,
+) -> anyhow::Result<RunningServer> {
     let loopback = settings.listen.ip().is_loopback();
     let policy = AccessPolicy::new(&settings.tokens, loopback)
         .context("invalid API tokens in the config file")?
@@ -109,9 +148,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         position.compacted_through,
         store.load_state().await?,
     ));
+    let mut supervisor = TaskSupervisor::new(Backoff::default(), failpoints);
     let (writer, writer_handle) = JournalWriter::new(store.clone(), hub.clone(), 1024);
     let writer_stop = CancellationToken::new();
-    let writer_task = tokio::spawn(writer.run(writer_stop.clone()));
+    supervisor.stop_pharosd_on_failure("journal-writer", &writer_stop, |stop| writer.run(stop));
 
     let (sync, view) = match CatalogSync::start(
         settings.catalog.clone(),
@@ -124,14 +164,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     {
         Ok(started) => started,
         Err(err) => {
-            writer_stop.cancel();
-            let _ = writer_task.await;
+            let deadline = tokio::time::Instant::now() + settings.shutdown_deadline;
+            supervisor.stop(&writer_stop, deadline).await;
+            // A writer that died is why the catalog could not be stored: name the cause.
+            if let Some(failure) = supervisor.take_fatal_failure() {
+                return Err(failure.into());
+            }
             return Err(err).context(format!("catalog {}", settings.catalog.name()));
         }
     };
 
     let (history_writer, history_sender) = HistoryWriter::new(db.clone(), settings.history_flush);
-    let history_task = tokio::spawn(history_writer.run(writer_stop.clone()));
+    supervisor.stop_pharosd_on_failure("history-writer", &writer_stop, |stop| {
+        history_writer.run(stop)
+    });
     let (mut engine, health_state, heartbeats) = HealthEngine::new(
         view.clone(),
         writer_handle.clone(),
@@ -204,104 +250,115 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         events: crate::events::EventHistory::new(db.clone()),
     };
     let collectors = CancellationToken::new();
-    let mut tasks = vec![
-        (
-            "audit-writer",
-            tokio::spawn(crate::operations::audit::run(
-                operation_store,
-                audit_queue,
-                collectors.clone(),
-            )),
-        ),
-        (
-            "containers-collector",
-            tokio::spawn(container_collector.run(collectors.clone())),
-        ),
-        (
-            "containers-stats",
-            tokio::spawn(crate::containers::stats::run(
-                containers.clone(),
-                docker_client.clone(),
-                settings.containers.stats_interval,
-                collectors.clone(),
-            )),
-        ),
-        (
-            "health-engine",
-            tokio::spawn(engine.run(collectors.clone())),
-        ),
-        (
-            "health-retention",
-            tokio::spawn(apply_retention_periodically(
-                history.clone(),
-                settings.retention,
-                collectors.clone(),
-            )),
-        ),
-        (
-            "catalog-sync",
-            tokio::spawn(sync.run(settings.catalog_poll_interval, collectors.clone())),
-        ),
-        (
-            "journal-compaction",
-            tokio::spawn(compact_periodically(
-                store.clone(),
-                hub.clone(),
-                settings.journal_retention,
-                settings.compaction_interval,
-                collectors.clone(),
-            )),
-        ),
-        (
-            "metrics-scraper",
-            tokio::spawn(scraper.run(collectors.clone())),
-        ),
-        (
-            "alert-rules",
-            tokio::spawn(alert_evaluator.run(collectors.clone())),
-        ),
-        (
-            "sql-kpis",
-            tokio::spawn(crate::metrics::kpi::run(
+    supervisor.stop_pharosd_on_failure("audit-writer", &collectors, |stop| {
+        crate::operations::audit::run(operation_store, audit_queue, stop)
+    });
+    if settings.containers.docker_host.is_some() {
+        supervisor.restart_on_failure("containers-collector", &collectors, move |stop| {
+            container_collector.clone().run(stop)
+        });
+        let (containers, docker_client) = (containers.clone(), docker_client.clone());
+        let interval = settings.containers.stats_interval;
+        supervisor.restart_on_failure("containers-stats", &collectors, move |stop| {
+            crate::containers::stats::run(containers.clone(), docker_client.clone(), interval, stop)
+        });
+    }
+    supervisor.stop_pharosd_on_failure("health-engine", &collectors, |stop| engine.run(stop));
+    {
+        let (history, retention) = (history.clone(), settings.retention);
+        supervisor.restart_on_failure("health-retention", &collectors, move |stop| {
+            apply_retention_periodically(history.clone(), retention, stop)
+        });
+    }
+    let fixed_catalog = match settings.catalog {
+        CatalogSource::File(_) => {
+            let poll = settings.catalog_poll_interval;
+            supervisor.restart_on_failure("catalog-sync", &collectors, move |stop| {
+                sync.clone().run(poll, stop)
+            });
+            None
+        }
+        CatalogSource::Embedded => Some(sync),
+    };
+    {
+        let (store, hub) = (store.clone(), hub.clone());
+        let (retain, every) = (settings.journal_retention, settings.compaction_interval);
+        supervisor.restart_on_failure("journal-compaction", &collectors, move |stop| {
+            compact_periodically(store.clone(), hub.clone(), retain, every, stop)
+        });
+    }
+    supervisor.restart_on_failure("metrics-scraper", &collectors, move |stop| {
+        scraper.clone().run(stop)
+    });
+    {
+        let (view, metric_store, health_state, writer_handle, db) = (
+            view.clone(),
+            metric_store.clone(),
+            health_state.clone(),
+            writer_handle.clone(),
+            db.clone(),
+        );
+        let firing = alert_evaluator.firing();
+        let mut first = Some(alert_evaluator);
+        supervisor.restart_on_failure("alert-rules", &collectors, move |stop| {
+            let evaluator = first.take().unwrap_or_else(|| {
+                crate::metrics::alerts::AlertEvaluator::new(
+                    view.clone(),
+                    metric_store.clone(),
+                    health_state.clone(),
+                    writer_handle.clone(),
+                )
+                .with_history(crate::events::EventHistory::new(db.clone()))
+                .with_firing(firing.clone())
+            });
+            evaluator.run(stop)
+        });
+    }
+    {
+        let (view, metric_store, writer_handle, kpi_statuses) = (
+            view.clone(),
+            metric_store.clone(),
+            writer_handle.clone(),
+            kpi_statuses.clone(),
+        );
+        supervisor.restart_on_failure("sql-kpis", &collectors, move |stop| {
+            crate::metrics::kpi::run(
                 view.clone(),
                 metric_store.clone(),
                 writer_handle.clone(),
                 kpi_statuses.clone(),
-                collectors.clone(),
-            )),
-        ),
-        (
-            "anomaly-detectors",
-            tokio::spawn(
-                crate::metrics::anomaly::AnomalyWatcher::new(
-                    view.clone(),
-                    metric_store.clone(),
-                    writer_handle.clone(),
-                )
-                .run(collectors.clone()),
-            ),
-        ),
-        (
-            "metrics-rollups",
-            tokio::spawn(crate::metrics::flush_periodically(
+                stop,
+            )
+        });
+    }
+    {
+        let (view, metric_store, writer_handle) =
+            (view.clone(), metric_store.clone(), writer_handle.clone());
+        supervisor.restart_on_failure("anomaly-detectors", &collectors, move |stop| {
+            crate::metrics::anomaly::AnomalyWatcher::new(
+                view.clone(),
                 metric_store.clone(),
-                collectors.clone(),
-            )),
-        ),
-    ];
+                writer_handle.clone(),
+            )
+            .run(stop)
+        });
+    }
+    {
+        let metric_store = metric_store.clone();
+        supervisor.restart_on_failure("metrics-rollups", &collectors, move |stop| {
+            crate::metrics::flush_periodically(metric_store.clone(), stop)
+        });
+    }
 
     let streams = CancellationToken::new();
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<CatalogServiceServer<CatalogApi>>()
-        .await;
-    health.set_serving::<WatchServiceServer<WatchApi>>().await;
-    health.set_serving::<HealthServiceServer<HealthApi>>().await;
-    health.set_serving::<ExportServiceServer<ExportApi>>().await;
-    health
-        .set_serving::<ContainerServiceServer<ContainerApi>>()
-        .await;
-    health.set_serving::<ActionServiceServer<ActionApi>>().await;
+    let tasks = supervisor.health();
+    {
+        let (tasks, health) = (tasks.clone(), health.clone());
+        supervisor.restart_on_failure("grpc-health-status", &collectors, move |stop| {
+            report_task_health(tasks.clone(), health.clone(), stop)
+        });
+    }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -311,58 +368,95 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let routes = tonic::service::Routes::new(health_service)
+    // Each pharos service is added through `serve_and_report`, so grpc.health.v1 knows
+    // every one the port serves.
+    let routes = Routes::new(health_service)
         .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(CatalogServiceServer::new(CatalogApi::new(
+        .add_service(reflection_v1alpha);
+    let routes = serve_and_report(
+        routes,
+        &health,
+        CatalogServiceServer::new(CatalogApi::new(
             view.clone(),
             health_state.clone(),
             hub.clone(),
-        )))
-        .add_service(HealthServiceServer::new(HealthApi::new(
+        )),
+    )
+    .await;
+    let routes = serve_and_report(
+        routes,
+        &health,
+        HealthServiceServer::new(HealthApi::new(
             health_state,
             history,
             heartbeats,
             view,
             hub.clone(),
-        )))
-        .add_service(ContainerServiceServer::new(ContainerApi::new(
+        )),
+    )
+    .await;
+    let routes = serve_and_report(
+        routes,
+        &health,
+        ContainerServiceServer::new(ContainerApi::new(
             containers.clone(),
             docker_client.clone(),
             streams.clone(),
-        )))
-        .add_service(ActionServiceServer::new(ActionApi::new(
+        )),
+    )
+    .await;
+    let routes = serve_and_report(
+        routes,
+        &health,
+        ActionServiceServer::new(ActionApi::new(
             operations.clone(),
             audit.clone(),
             streams.clone(),
-        )))
-        .add_service(ExportServiceServer::new(ExportApi::new(
-            crate::export::ExportStore::new(db.clone()),
-        )))
-        .add_service(
-            pharos_proto::v1::event_service_server::EventServiceServer::new(
-                crate::api::EventsApi::new(
-                    writer_handle.clone(),
-                    crate::events::EventHistory::new(db.clone()),
-                ),
+        )),
+    )
+    .await;
+    let routes = serve_and_report(
+        routes,
+        &health,
+        ExportServiceServer::new(ExportApi::new(crate::export::ExportStore::new(db.clone()))),
+    )
+    .await;
+    let routes = serve_and_report(
+        routes,
+        &health,
+        pharos_proto::v1::event_service_server::EventServiceServer::new(
+            crate::api::EventsApi::new(
+                writer_handle.clone(),
+                crate::events::EventHistory::new(db.clone()),
             ),
-        )
-        .add_service(
-            pharos_proto::v1::metrics_service_server::MetricsServiceServer::new(
-                crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone())
-                    .with_capacity(capacity)
-                    .with_aggregates(aggregates),
-            ),
-        )
-        .add_service(
-            pharos_proto::v1::session_service_server::SessionServiceServer::new(
-                crate::api::SessionApi,
-            ),
-        )
-        .add_service(WatchServiceServer::new(
+        ),
+    )
+    .await;
+    let routes = serve_and_report(
+        routes,
+        &health,
+        pharos_proto::v1::metrics_service_server::MetricsServiceServer::new(
+            crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone())
+                .with_capacity(capacity)
+                .with_aggregates(aggregates),
+        ),
+    )
+    .await;
+    let routes = serve_and_report(
+        routes,
+        &health,
+        pharos_proto::v1::session_service_server::SessionServiceServer::new(crate::api::SessionApi),
+    )
+    .await;
+    let routes = serve_and_report(
+        routes,
+        &health,
+        WatchServiceServer::new(
             WatchApi::new(hub.clone(), store.clone(), settings.watch, streams.clone())
                 .with_metrics(metric_store.clone()),
-        ));
+        ),
+    )
+    .await;
     let web_root = web::find_web_root(settings.web_root.as_deref());
     match &web_root {
         Some(root) => tracing::info!(web_root = %root.display(), "serving the dashboard"),
@@ -381,24 +475,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     };
     // A zero interval turns either off.
     if !settings.capacity.interval.is_zero() {
-        tasks.push((
-            "capacity-sampler",
-            tokio::spawn(capacity_sampler.run(collectors.clone())),
-        ));
+        supervisor.restart_on_failure("capacity-sampler", &collectors, move |stop| {
+            capacity_sampler.clone().run(stop)
+        });
     }
     if !settings.telemetry_interval.is_zero() {
-        tasks.push((
-            "telemetry-series",
-            tokio::spawn(crate::telemetry::record_periodically(
-                telemetry.clone(),
-                settings.telemetry_interval,
-                collectors.clone(),
-            )),
-        ));
+        let (telemetry, interval) = (telemetry.clone(), settings.telemetry_interval);
+        supervisor.restart_on_failure("telemetry-series", &collectors, move |stop| {
+            crate::telemetry::record_periodically(telemetry.clone(), interval, stop)
+        });
     }
-    let routes = tonic::service::Routes::from(web::routes(
+    let routes = Routes::from(web::routes(
         telemetry.route(routes.into_axum_router()),
         streams.clone(),
+        tasks.clone(),
         web_root.as_deref(),
     ));
 
@@ -417,16 +507,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .max_concurrent_streams(Some(20_000))
         .layer(layers)
         .add_routes(routes);
-    let server_task = match tls_acceptor {
-        Some(acceptor) => tokio::spawn(router.serve_with_incoming_shutdown(
-            crate::tls::incoming(listener, acceptor, serving.clone()),
-            serving.clone().cancelled_owned(),
-        )),
-        None => tokio::spawn(router.serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            serving.clone().cancelled_owned(),
-        )),
-    };
+    match tls_acceptor {
+        Some(acceptor) => {
+            let incoming = crate::tls::incoming(listener, acceptor, serving.clone());
+            supervisor.stop_pharosd_on_failure("serve", &serving, |stop| {
+                router.serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            });
+        }
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            supervisor.stop_pharosd_on_failure("serve", &serving, |stop| {
+                router.serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            });
+        }
+    }
     if settings.tls.is_some() && matches!(settings.catalog, CatalogSource::Embedded) {
         tracing::warn!(
             "the embedded demo catalog probes pharosd over plain text, so its own checks fail under TLS; pass a --catalog of your own"
@@ -449,30 +543,53 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         containers,
         operations,
         metrics: metric_store,
+        tasks,
         streams,
         serving,
         collectors,
         writer_stop,
-        server_task,
-        tasks,
-        writer_task,
-        history_task,
+        supervisor,
+        _fixed_catalog: fixed_catalog,
         deadline: settings.shutdown_deadline,
     })
 }
 
 impl RunningServer {
+    /// The first failure of a task that cannot be restarted; pending while there is none.
+    pub async fn fatal_failure(&mut self) -> FatalTaskError {
+        self.supervisor.fatal_failure().await
+    }
+
     /// Stops accepting, ends Watch streams with UNAVAILABLE (clients resume), stops the
-    /// collectors, then the journal writer; each step bounded by the deadline.
-    pub async fn shutdown(self) {
+    /// collectors, then the journal writer; each step bounded by the deadline. Tasks that
+    /// fail while stopping are logged by name.
+    pub async fn shutdown(mut self) {
+        self.stop_everything().await;
+    }
+
+    /// [`shutdown`](Self::shutdown), then the failure to blame if a task that cannot be
+    /// restarted failed: `failure`, which ended pharosd, or one that failed while stopping.
+    pub async fn shutdown_and_report(
+        mut self,
+        failure: Option<FatalTaskError>,
+    ) -> Result<(), FatalTaskError> {
+        self.stop_everything().await;
+        match failure {
+            Some(first) => Err(self.supervisor.root_cause(first)),
+            None => self.supervisor.take_fatal_failure().map_or(Ok(()), Err),
+        }
+    }
+
+    async fn stop_everything(&mut self) {
         let deadline = tokio::time::Instant::now() + self.deadline;
         self.streams.cancel();
-        self.serving.cancel();
-        match tokio::time::timeout_at(deadline, self.server_task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(err))) => tracing::warn!(error = %err, "server ended with an error"),
-            Ok(Err(err)) => tracing::warn!(error = %err, "server task failed"),
-            Err(_) => tracing::warn!("open connections did not close before the deadline"),
+        if !self
+            .supervisor
+            .stop(&self.serving, deadline)
+            .await
+            .is_empty()
+        {
+            tracing::warn!("open connections did not close before the deadline");
         }
         if tokio::time::timeout_at(deadline, self.operations.shutdown())
             .await
@@ -480,22 +597,52 @@ impl RunningServer {
         {
             tracing::warn!("operations did not stop before the deadline");
         }
-        self.collectors.cancel();
-        for (name, task) in self.tasks {
-            if tokio::time::timeout_at(deadline, task).await.is_err() {
-                tracing::warn!(task = name, "task did not stop before the deadline");
-            }
-        }
-        self.writer_stop.cancel();
-        for (name, task) in [
-            ("journal writer", self.writer_task),
-            ("history writer", self.history_task),
-        ] {
-            if tokio::time::timeout_at(deadline, task).await.is_err() {
-                tracing::warn!(task = name, "task did not stop before the deadline");
-            }
-        }
+        self.supervisor.stop(&self.collectors, deadline).await;
+        self.supervisor.stop(&self.writer_stop, deadline).await;
         tracing::info!("pharosd stopped");
+    }
+}
+
+/// Adds `service` to `routes` and reports it SERVING in grpc.health.v1.
+async fn serve_and_report<S>(routes: Routes, health: &HealthReporter, service: S) -> Routes
+where
+    S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+        + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    health.set_serving::<S>().await;
+    routes.add_service(service)
+}
+
+/// Keeps the whole server's status ("") in grpc.health.v1 NOT_SERVING while any task is
+/// restarting or failed, and SERVING otherwise.
+async fn report_task_health(tasks: TaskHealth, health: HealthReporter, stop: CancellationToken) {
+    let mut changes = tasks.subscribe();
+    let mut reported = None;
+    loop {
+        let healthy = !changes
+            .borrow_and_update()
+            .values()
+            .any(|task| task.is_down());
+        // Watchers of grpc.health.v1 are told of every set, changed or not.
+        if reported != Some(healthy) {
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+            reported = Some(healthy);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
     }
 }
 
@@ -536,12 +683,19 @@ async fn apply_retention_periodically(
     }
 }
 
-/// Serves until SIGINT or SIGTERM, then shuts down.
+/// Serves until SIGINT or SIGTERM, then shuts down; or until a task that cannot be
+/// restarted fails, then shuts down and returns that failure.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let server = start(settings).await?;
-    wait_for_signal().await;
-    tracing::info!("shutting down");
-    server.shutdown().await;
+    let mut server = start_with_failpoints(settings, Failpoints::from_env()?).await?;
+    let failure = tokio::select! {
+        () = wait_for_signal() => None,
+        failure = server.fatal_failure() => Some(failure),
+    };
+    match failure {
+        None => tracing::info!("shutting down"),
+        Some(_) => tracing::error!("shutting down because a task that cannot be restarted failed"),
+    }
+    server.shutdown_and_report(failure).await?;
     Ok(())
 }
 

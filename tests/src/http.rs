@@ -19,14 +19,27 @@ pub struct HttpResponse {
 
 /// `GET http://{addr}{path}` with a 5 s limit on the whole exchange.
 pub async fn http_get(addr: &str, path: &str) -> Result<HttpResponse> {
-    tokio::time::timeout(Duration::from_secs(5), get(addr, path))
+    http_get_with(addr, path, &[]).await
+}
+
+/// [`http_get`] with extra request headers, such as `("Accept", "application/json")`.
+pub async fn http_get_with(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<HttpResponse> {
+    tokio::time::timeout(Duration::from_secs(5), get(addr, path, headers))
         .await
         .with_context(|| format!("GET http://{addr}{path} timed out"))?
 }
 
-async fn get(addr: &str, path: &str) -> Result<HttpResponse> {
+async fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;

@@ -23,7 +23,7 @@ mod stream;
 pub use bins::{bin_path, grpcurl_path};
 pub use catalog::{CatalogFile, demo_catalog_text};
 pub use cmd::{CmdOutput, run_cmd, run_command};
-pub use http::{HttpResponse, http_get};
+pub use http::{HttpResponse, http_get, http_get_with};
 pub use mosquitto::TestMosquitto;
 pub use pharosd::{Pharosd, PharosdBuilder};
 pub use pki::{Issued, TestPki};

@@ -3,32 +3,76 @@
 use std::path::{Path, PathBuf};
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
-/// Adds the HTTP routes to the gRPC router: `/healthz` (503 once shutdown began) and
-/// the dashboard from `web_root`, or a landing page when no dashboard is built.
-pub fn routes(router: Router, shutting_down: CancellationToken, web_root: Option<&Path>) -> Router {
+use pharos_supervisor::{TaskHealth, TaskStatus};
+
+/// Adds the HTTP routes to the gRPC router: `/healthz` (see [`healthz`]) and the
+/// dashboard from `web_root`, or a landing page when no dashboard is built.
+pub fn routes(
+    router: Router,
+    shutting_down: CancellationToken,
+    tasks: TaskHealth,
+    web_root: Option<&Path>,
+) -> Router {
     let router = router.route(
         "/healthz",
-        get(move || {
-            let shutting_down = shutting_down.clone();
-            async move {
-                if shutting_down.is_cancelled() {
-                    (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-                } else {
-                    (StatusCode::OK, "ok\n")
-                }
-            }
+        get(move |headers: HeaderMap| {
+            let response = healthz(&shutting_down, &tasks, &headers);
+            async move { response }
         }),
     );
     match web_root {
         Some(root) => router.fallback_service(ServeDir::new(root)),
         None => router.route("/", get(landing)),
     }
+}
+
+/// 200 `ok` while every background task runs; 503 `degraded` and one line per task
+/// that is restarting or failed; 503 `shutting down` once shutdown began. With
+/// `Accept: application/json`, the same status and every task's state, restarts and
+/// last failure as JSON, so a failure that a restart cured still shows.
+fn healthz(shutting_down: &CancellationToken, tasks: &TaskHealth, headers: &HeaderMap) -> Response {
+    let tasks = tasks.tasks();
+    let down: Vec<&TaskStatus> = tasks.iter().filter(|task| task.is_down()).collect();
+    let (code, status) = if shutting_down.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if !down.is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    let wants_json = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("application/json"));
+    if wants_json {
+        let body = serde_json::json!({ "status": status, "tasks": tasks });
+        return (
+            code,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
+    let mut text = format!("{status}\n");
+    for task in down {
+        text.push_str(&format!(
+            "{}: {} (restarts: {}): {}\n",
+            task.name,
+            task.state,
+            task.restarts,
+            task.last_failure
+                .as_deref()
+                .unwrap_or("no failure recorded"),
+        ));
+    }
+    (code, text).into_response()
 }
 
 /// The dashboard's files: `--web-root`, else `web-client/dist` under the working

@@ -146,6 +146,52 @@ async fn health_check_reports_serving() {
 }
 
 #[tokio::test]
+async fn health_check_knows_every_pharos_service_the_port_serves() {
+    let catalog = CatalogFile::demo().unwrap();
+    let server = pharosd_with(&catalog).await;
+
+    let listed = grpcurl([&server.addr(), "list"])
+        .await
+        .unwrap()
+        .expect_success()
+        .unwrap();
+    let services: Vec<&str> = listed
+        .stdout
+        .lines()
+        .filter(|service| service.starts_with("pharos.v1."))
+        .collect();
+    // The three that grpc.health.v1 once left out, among the rest.
+    for service in [
+        "pharos.v1.EventService",
+        "pharos.v1.MetricsService",
+        "pharos.v1.SessionService",
+    ] {
+        assert!(
+            services.contains(&service),
+            "{service} not listed: {listed}"
+        );
+    }
+    for service in services {
+        let request = json!({ "service": service }).to_string();
+        let out = grpcurl([
+            "-d",
+            &request,
+            &server.addr(),
+            "grpc.health.v1.Health/Check",
+        ])
+        .await
+        .unwrap()
+        .expect_success()
+        .unwrap();
+        assert_eq!(
+            json_stdout(&out).unwrap(),
+            json!({"status": "SERVING"}),
+            "{service}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn watch_prints_the_snapshot_then_an_upsert_for_a_catalog_edit() {
     let catalog = CatalogFile::demo().unwrap();
     let server = pharosd_with(&catalog).await;

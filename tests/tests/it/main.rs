@@ -14,5 +14,6 @@ mod errors;
 mod grpcurl;
 mod lifecycle;
 mod python_reflection;
+mod supervision;
 mod support;
 mod tls;

@@ -86,6 +86,7 @@ pub struct Snapshot {
 /// The latest snapshot, shared with the API.
 pub type Latest = watch::Receiver<Option<Arc<Snapshot>>>;
 
+#[derive(Clone)]
 pub struct Sampler {
     config: CapacityConfig,
     data_dir: PathBuf,

@@ -75,6 +75,8 @@ struct Stamp {
     len: u64,
 }
 
+/// A copy shares the view and the journal, so it can take over polling after a failure.
+#[derive(Clone)]
 pub struct CatalogSync {
     source: CatalogSource,
     writer: WriterHandle,

@@ -24,6 +24,9 @@ use pharos_store::journal::{Change, JournalEntry, Object, WriterHandle, now_micr
 /// Timeout of each engine request (the event stream's body is not bounded by it).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Cloned before it runs, the collector can be started again after a failure: the copy
+/// shares the index, the journal and the engine client channel, and resyncs on connect.
+#[derive(Clone)]
 pub struct ContainerCollector {
     config: ContainersConfig,
     index: Arc<ContainerIndex>,

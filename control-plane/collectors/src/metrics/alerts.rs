@@ -125,6 +125,13 @@ impl AlertEvaluator {
         self
     }
 
+    /// Publishes the firing alerts to `firing` rather than to a set of its own, so that an
+    /// evaluator started after a failed one feeds the same readers.
+    pub fn with_firing(mut self, firing: super::aggregates::FiringAlerts) -> AlertEvaluator {
+        self.firing = firing;
+        self
+    }
+
     /// Rules whose newest event is `alert.firing` are firing again.
     async fn restore(&mut self) {
         let Some(history) = &self.history else {

@@ -49,6 +49,7 @@ pub struct TargetStatus {
 /// Status of every target, by name.
 pub type TargetStatuses = Arc<Mutex<BTreeMap<String, TargetStatus>>>;
 
+#[derive(Clone)]
 pub struct Scraper {
     view: watch::Receiver<Arc<CatalogView>>,
     store: Arc<MetricStore>,
