@@ -24,14 +24,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{MetricStore, SeriesSelector, now_ms};
+use notify::{Receiver, alertmanager_payload, deliver, signature};
+
+mod notify;
+
 use crate::catalog::CatalogView;
 use crate::health::engine::SharedHealth;
+pub use notify::SIGNATURE_HEADER;
 use pharos_core::domain::{AlertCondition, AlertRule, Alertmanager, Event, Severity, Webhook};
 use pharos_store::journal::{Change, WriterHandle};
 
@@ -39,26 +43,6 @@ const EVALUATE_EVERY: Duration = Duration::from_millis(500);
 const STALE_AFTER_MS: i64 = 5 * 60_000;
 /// How often a firing alert is sent to Alertmanagers again.
 const ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
-pub const SIGNATURE_HEADER: &str = "x-pharos-signature";
-
-/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
 #[derive(Clone, Debug, PartialEq)]
 enum State {
     Inactive,
@@ -506,10 +490,7 @@ impl AlertEvaluator {
         })
         .to_string();
         for hook in &receivers.webhooks {
-            let signature = format!(
-                "sha256={}",
-                hex::encode(hmac_sha256(hook.secret.as_bytes(), body.as_bytes()))
-            );
+            let signature = signature(&hook.secret, &body);
             self.deliveries.spawn(deliver(
                 Receiver {
                     kind: "webhook",
@@ -547,135 +528,5 @@ impl AlertEvaluator {
                 self.writer.clone(),
             ));
         }
-    }
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// One alert in Alertmanager's v2 `postableAlerts` form.
-fn alertmanager_payload(
-    rule: &AlertRule,
-    event: &Event,
-    started_ms: i64,
-    ended_ms: Option<i64>,
-) -> String {
-    let mut labels = serde_json::Map::new();
-    labels.insert("alertname".into(), rule.name.clone().into());
-    labels.insert("severity".into(), rule.severity.as_str().into());
-    labels.insert("source".into(), "pharos".into());
-    if let Some(project) = &rule.project_id {
-        labels.insert("project".into(), project.clone().into());
-    }
-    if let Some(environment) = &rule.environment {
-        labels.insert("environment".into(), environment.clone().into());
-    }
-    let mut alert = json!({
-        "labels": labels,
-        "annotations": { "summary": event.message },
-        "startsAt": rfc3339(started_ms),
-    });
-    if let Some(ended) = ended_ms {
-        alert["endsAt"] = rfc3339(ended).into();
-    }
-    json!([alert]).to_string()
-}
-
-/// Where a delivery goes.
-struct Receiver {
-    /// `webhook` or `alertmanager`.
-    kind: &'static str,
-    name: String,
-    url: String,
-    /// The `X-Pharos-Signature` header's value, for webhooks.
-    signature: Option<String>,
-    ca_file: Option<String>,
-    timeout: Duration,
-    max_attempts: u32,
-}
-
-/// POSTs `body` with retries (250 ms, doubling, at most 5 s apart); a delivery that
-/// fails every attempt is journaled as `notification.failed`.
-async fn deliver(hook: Receiver, body: String, rule: AlertRule, writer: WriterHandle) {
-    let mut headers = vec![("content-type", "application/json".to_owned())];
-    if let Some(signature) = &hook.signature {
-        headers.push((SIGNATURE_HEADER, signature.clone()));
-    }
-    let mut backoff = Duration::from_millis(250);
-    let mut last_error = String::new();
-    let tls = super::http::tls_for(hook.ca_file.as_deref());
-    for attempt in 1..=hook.max_attempts {
-        let result = match &tls {
-            Ok(tls) => {
-                let call = super::http::Call {
-                    method: "POST",
-                    url: &hook.url,
-                    headers: &headers,
-                    body: body.clone().into_bytes(),
-                };
-                super::http::send(call, tls, hook.timeout, 64 * 1024).await
-            }
-            Err(err) => Err(err.clone()),
-        };
-        match result {
-            Ok(response) if (200..300).contains(&response.status) => return,
-            Ok(response) => {
-                last_error = format!(
-                    "HTTP status {}: {}",
-                    response.status,
-                    String::from_utf8_lossy(&response.body[..response.body.len().min(200)]).trim()
-                )
-            }
-            Err(err) => last_error = err,
-        }
-        tracing::warn!(receiver = %hook.name, kind = hook.kind, attempt, error = %last_error, "alert delivery failed");
-        if attempt < hook.max_attempts {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    }
-    let event = Event {
-        id: super::event_id("notification.failed"),
-        kind: "notification.failed".to_owned(),
-        severity: Severity::Error,
-        message: format!(
-            "{} {} ({}) failed {} attempt(s) for alert {}: {last_error}",
-            hook.kind, hook.name, hook.url, hook.max_attempts, rule.name
-        ),
-        source: "alerts".to_owned(),
-        project_id: rule.project_id.clone(),
-        environment: rule.environment.clone(),
-        attributes: BTreeMap::from([
-            (hook.kind.to_owned(), hook.name.clone()),
-            ("alert".to_owned(), rule.name.clone()),
-        ]),
-    };
-    if let Err(err) = writer.append(vec![Change::append(event)]).await {
-        tracing::warn!(error = %err, "cannot journal a notification failure");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hmac_matches_rfc_4231() {
-        // Test case 2.
-        assert_eq!(
-            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        // Test case 6: a key longer than the block.
-        assert_eq!(
-            hex::encode(hmac_sha256(
-                &[0xaa; 131],
-                b"Test Using Larger Than Block-Size Key - Hash Key First"
-            )),
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
     }
 }
