@@ -1,10 +1,12 @@
-//! pharosd, the Pharos control plane.
-//!
-//! Layers point one way: `domain` (plain types) <- `journal` and `watch` (the ordered log
-//! and its fan-out) <- `catalog` (a collector) <- `api` (gRPC adapters) <- `server`
-//! (wiring). See `docs/architecture.md`.
+//! pharosd, the Pharos control plane: configuration, wiring and the entry point. The
+//! parts live in the crates below it (core, probes, store, hub, collectors, grpc,
+//! supervisor; see `docs/architecture.md`); they are re-exported here under the names
+//! the integration tests and benchmarks use.
 
 pub mod config;
+pub mod journal;
+pub mod server;
+
 pub use pharos_collectors::{capacity, catalog, containers, health, metrics, operations};
 pub use pharos_core::domain;
 pub use pharos_grpc::{api, auth, jwt, ratelimit, telemetry, tls, web};
@@ -12,8 +14,6 @@ pub use pharos_hub as watch;
 pub use pharos_store as storage;
 pub use pharos_store::{events, export};
 pub use pharos_supervisor as supervisor;
-pub mod journal;
-pub mod server;
 
 use std::io::Read;
 
