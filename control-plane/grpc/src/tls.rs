@@ -100,7 +100,8 @@ pub fn incoming(
     stop: CancellationToken,
 ) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> {
     let (ready, streams) = mpsc::channel(64);
-    tokio::spawn(async move {
+    // The accept loop and each handshake log under the serve task's span.
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
         loop {
             let (tcp, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -116,7 +117,7 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let ready = ready.clone();
-            tokio::spawn(async move {
+            tokio::spawn(tracing::Instrument::in_current_span(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         let _ = ready.send(Ok(stream)).await;
@@ -124,8 +125,8 @@ pub fn incoming(
                     Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 }
-            });
+            }));
         }
-    });
+    }));
     ReceiverStream::new(streams)
 }

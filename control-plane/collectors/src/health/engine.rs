@@ -10,6 +10,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::machine::{CheckMachine, FlapPolicy};
 use super::probe::{self, ProbeKind, ProbeOutcome, Verdict};
@@ -387,35 +388,46 @@ impl HealthEngine {
             timeout: spec.timeout,
             first_run: spread(id, spec.interval),
         };
+        // Each check's task logs under the engine's task span, named by its check.
+        let span = tracing::info_span!("check", check = %id);
         let task = match kind {
-            ProbeKind::Active(probe) => tokio::spawn(run_active(
-                schedule,
-                probe,
-                self.stats.clone(),
-                self.semaphore.clone(),
-                self.outcome_sender.clone(),
-                cancel.clone(),
-            )),
-            ProbeKind::Heartbeat { grace } => {
-                self.heartbeats.register(id, grace);
-                tokio::spawn(run_heartbeat(
+            ProbeKind::Active(probe) => tokio::spawn(
+                run_active(
                     schedule,
-                    grace,
-                    self.heartbeats.clone(),
+                    probe,
+                    self.stats.clone(),
+                    self.semaphore.clone(),
                     self.outcome_sender.clone(),
                     cancel.clone(),
-                ))
+                )
+                .instrument(span),
+            ),
+            ProbeKind::Heartbeat { grace } => {
+                self.heartbeats.register(id, grace);
+                tokio::spawn(
+                    run_heartbeat(
+                        schedule,
+                        grace,
+                        self.heartbeats.clone(),
+                        self.outcome_sender.clone(),
+                        cancel.clone(),
+                    )
+                    .instrument(span),
+                )
             }
             // Container state comes from the containers collector; without one, the
             // check stays unknown.
             ProbeKind::Container => match &self.containers {
-                Some(index) => tokio::spawn(super::container::run_container_check(
-                    schedule,
-                    deployment_id.to_owned(),
-                    index.clone(),
-                    self.outcome_sender.clone(),
-                    cancel.clone(),
-                )),
+                Some(index) => tokio::spawn(
+                    super::container::run_container_check(
+                        schedule,
+                        deployment_id.to_owned(),
+                        index.clone(),
+                        self.outcome_sender.clone(),
+                        cancel.clone(),
+                    )
+                    .instrument(span),
+                ),
                 None => return (cancel, None),
             },
         };

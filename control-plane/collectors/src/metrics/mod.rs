@@ -57,7 +57,12 @@ pub async fn supervise<T, F>(
                 continue;
             }
             let stop = shutdown.child_token();
-            let task = tokio::spawn(start(item.clone(), stop.clone()));
+            // Under the supervising task's span, named by the item's key.
+            let span = tracing::info_span!("item", key = %name);
+            let task = tokio::spawn(tracing::Instrument::instrument(
+                start(item.clone(), stop.clone()),
+                span,
+            ));
             running.insert(name, (item, stop, task));
         }
         tokio::select! {

@@ -279,8 +279,11 @@ impl Operations {
                 deployment,
                 sender,
             };
-            self.tasks
-                .spawn(runner.run(op.clone(), self.shutdown.clone()));
+            let span = tracing::info_span!("operation", operation = %op.id);
+            self.tasks.spawn(tracing::Instrument::instrument(
+                runner.run(op.clone(), self.shutdown.clone()),
+                span,
+            ));
         }
         Ok(op)
     }

@@ -491,20 +491,21 @@ impl AlertEvaluator {
         .to_string();
         for hook in &receivers.webhooks {
             let signature = signature(&hook.secret, &body);
-            self.deliveries.spawn(deliver(
-                Receiver {
-                    kind: "webhook",
-                    name: hook.name.clone(),
-                    url: hook.url.clone(),
-                    signature: Some(signature),
-                    ca_file: hook.ca_file.clone(),
-                    timeout: hook.timeout,
-                    max_attempts: hook.max_attempts,
-                },
-                body.clone(),
-                rule.clone(),
-                self.writer.clone(),
-            ));
+            self.deliveries
+                .spawn(tracing::Instrument::in_current_span(deliver(
+                    Receiver {
+                        kind: "webhook",
+                        name: hook.name.clone(),
+                        url: hook.url.clone(),
+                        signature: Some(signature),
+                        ca_file: hook.ca_file.clone(),
+                        timeout: hook.timeout,
+                        max_attempts: hook.max_attempts,
+                    },
+                    body.clone(),
+                    rule.clone(),
+                    self.writer.clone(),
+                )));
         }
         let alertmanager_body = Arc::new(alertmanager_payload(rule, event, started_ms, ended_ms));
         self.send_to_alertmanagers(rule, &alertmanager_body, receivers);
@@ -513,20 +514,21 @@ impl AlertEvaluator {
 
     fn send_to_alertmanagers(&mut self, rule: &AlertRule, body: &Arc<String>, to: &Receivers) {
         for manager in &to.alertmanagers {
-            self.deliveries.spawn(deliver(
-                Receiver {
-                    kind: "alertmanager",
-                    name: manager.name.clone(),
-                    url: format!("{}/api/v2/alerts", manager.url),
-                    signature: None,
-                    ca_file: manager.ca_file.clone(),
-                    timeout: manager.timeout,
-                    max_attempts: manager.max_attempts,
-                },
-                body.to_string(),
-                rule.clone(),
-                self.writer.clone(),
-            ));
+            self.deliveries
+                .spawn(tracing::Instrument::in_current_span(deliver(
+                    Receiver {
+                        kind: "alertmanager",
+                        name: manager.name.clone(),
+                        url: format!("{}/api/v2/alerts", manager.url),
+                        signature: None,
+                        ca_file: manager.ca_file.clone(),
+                        timeout: manager.timeout,
+                        max_attempts: manager.max_attempts,
+                    },
+                    body.to_string(),
+                    rule.clone(),
+                    self.writer.clone(),
+                )));
         }
     }
 }
