@@ -27,6 +27,8 @@ pub enum ErrorCode {
     DataLoss,
     /// A bug: an invariant did not hold.
     Internal,
+    /// This server does not offer it (a feature switched off, or not built).
+    Unimplemented,
 }
 
 impl ErrorCode {
@@ -44,6 +46,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::DataLoss => "DATA_LOSS",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::Unimplemented => "UNIMPLEMENTED",
         }
     }
 }

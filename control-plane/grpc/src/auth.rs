@@ -127,7 +127,7 @@ impl AccessPolicy {
         Ok(match authorization {
             Some(value) => {
                 let token = value.strip_prefix("Bearer ").ok_or_else(|| {
-                    Status::unauthenticated(
+                    crate::api::error::unauthenticated(
                         "malformed authorization header: expected `Bearer <token>`",
                     )
                 })?;
@@ -140,7 +140,7 @@ impl AccessPolicy {
                     _ => {
                         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
                         self.tokens.get(&hash).cloned().ok_or_else(|| {
-                            Status::unauthenticated("unknown or revoked API token")
+                            crate::api::error::unauthenticated("unknown or revoked API token")
                         })?
                     }
                 }
@@ -151,7 +151,7 @@ impl AccessPolicy {
                     role,
                 },
                 None => {
-                    return Err(Status::unauthenticated(
+                    return Err(crate::api::error::unauthenticated(
                         "this server requires an API token: send `authorization: Bearer <token>` (pharos: --token or PHAROS_TOKEN)",
                     ));
                 }
@@ -170,7 +170,7 @@ impl AccessPolicy {
         };
         let principal = self.principal(authorization)?;
         if principal.role < required {
-            return Err(Status::permission_denied(format!(
+            return Err(crate::api::error::permission_denied(format!(
                 "{path} needs the {} role; {:?} has {}",
                 required.as_str(),
                 principal.name,

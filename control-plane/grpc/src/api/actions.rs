@@ -191,7 +191,7 @@ impl ActionService for ActionApi {
         let mut states = Vec::new();
         for value in &request.states {
             states.push(state_from_proto(*value).ok_or_else(|| {
-                Status::invalid_argument(format!(
+                super::error::invalid_argument(format!(
                     "states: {value} is not an operation state (use OPERATION_STATE_RUNNING, OPERATION_STATE_FAILED, ...)"
                 ))
             })?);
@@ -202,7 +202,7 @@ impl ActionService for ActionApi {
                 key.split_once('/')
                     .and_then(|(created, id)| Some((created.parse().ok()?, id.to_owned())))
                     .ok_or_else(|| {
-                        Status::invalid_argument(
+                        super::error::invalid_argument(
                             "invalid page_token: pass the next_page_token of a previous response",
                         )
                     })?,
@@ -273,7 +273,7 @@ impl ActionService for ActionApi {
                 };
                 match changed {
                     None => {
-                        Err(Status::unavailable(format!(
+                        Err(super::error::unavailable(format!(
                             "server shutting down; watch again with after_version {after}"
                         )))?;
                     }
@@ -306,7 +306,7 @@ impl ActionService for ActionApi {
         let before = match decode_token(&request.page_token)? {
             None => None,
             Some(key) => Some(key.parse::<i64>().map_err(|_| {
-                Status::invalid_argument(
+                super::error::invalid_argument(
                     "invalid page_token: pass the next_page_token of a previous response",
                 )
             })?),
@@ -352,7 +352,7 @@ impl ActionApi {
 }
 
 fn not_found(id: &str) -> Status {
-    Status::not_found(format!(
+    super::error::not_found(format!(
         "operation {id:?} not found (ListOperations shows the known ones)"
     ))
 }

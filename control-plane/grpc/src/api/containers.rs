@@ -107,11 +107,11 @@ impl ContainerService for ContainerApi {
         let Some(docker) = self.docker.borrow().clone() else {
             let engine = self.index.engine();
             if engine.state == EngineState::Disabled {
-                return Err(Status::failed_precondition(
+                return Err(super::error::failed_precondition(
                     "pharosd has no container engine (start it with --docker-host or set containers.docker_host)",
                 ));
             }
-            return Err(Status::unavailable(format!(
+            return Err(super::error::unavailable(format!(
                 "the container engine is not reachable ({}); see GetEngineStatus",
                 engine.state.as_str()
             )));
@@ -181,7 +181,9 @@ impl ContainerService for ContainerApi {
             Ok(lines) => Ok(pb::TailLogsResponse {
                 lines: lines.into_iter().map(log_line).collect(),
             }),
-            Err(err) => Err(Status::unavailable(format!("reading logs failed: {err}"))),
+            Err(err) => Err(super::error::unavailable(format!(
+                "reading logs failed: {err}"
+            ))),
         });
         // At shutdown a follower is told to reconnect (a clean end would read as the
         // container's log having ended).
@@ -192,7 +194,7 @@ impl ContainerService for ContainerApi {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => {
-                        yield Err(Status::unavailable(
+                        yield Err(super::error::unavailable(
                             "pharosd is shutting down; reconnect with `since` set to the last line's time to go on",
                         ));
                         break;

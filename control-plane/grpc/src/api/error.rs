@@ -10,12 +10,28 @@ use tonic::{Code, Status};
 use pharos_hub::WatchEnd;
 
 /// Errors raised by the API adapters themselves (request checks), or passed through.
+/// Each message is what the client reads; the variant is its code.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A dependency (the container engine, a database) did not answer.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Unimplemented(String),
+    #[error("{0}")]
+    Internal(String),
     /// A database read the request needs did not answer.
     #[error("the {what} database did not answer: {source}")]
     Store {
@@ -32,6 +48,13 @@ impl CodedError for ApiError {
         match self {
             ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
+            ApiError::ResourceExhausted(_) => ErrorCode::ResourceExhausted,
+            ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ApiError::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Unimplemented(_) => ErrorCode::Unimplemented,
+            ApiError::Internal(_) => ErrorCode::Internal,
             ApiError::Store { .. } => ErrorCode::Unavailable,
             ApiError::Watch(end) => end.code(),
         }
@@ -61,21 +84,60 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::Unavailable => Code::Unavailable,
         ErrorCode::DataLoss => Code::DataLoss,
         ErrorCode::Internal => Code::Internal,
+        ErrorCode::Unimplemented => Code::Unimplemented,
     }
 }
 
-/// The status a client receives for `err`: its code and its message. Failures of
-/// pharosd's own dependencies are logged here too, once, since the client's message
-/// is all anyone else sees of them.
+/// The status a client receives for `err`: its code and its message. A failure with an
+/// underlying cause (the database, the journal) is logged here too, once, since the
+/// client's message is all anyone else sees of it; a refusal the adapter made itself
+/// (a bad argument, the container engine being down) is the client's news alone.
 pub fn status(err: &(impl CodedError + ?Sized)) -> Status {
     let code = err.code();
-    if matches!(
-        code,
-        ErrorCode::Unavailable | ErrorCode::DataLoss | ErrorCode::Internal
-    ) {
+    let own_failure = matches!(code, ErrorCode::DataLoss | ErrorCode::Internal)
+        || (code == ErrorCode::Unavailable && std::error::Error::source(err).is_some());
+    if own_failure {
         tracing::error!(code = %code, error = %err, "request failed");
     }
     Status::new(grpc_code(code), err.to_string())
+}
+
+// Shorthands for the adapters' own refusals, so each goes through the one map.
+
+pub fn invalid_argument(message: impl Into<String>) -> Status {
+    ApiError::InvalidArgument(message.into()).into()
+}
+
+pub fn not_found(message: impl Into<String>) -> Status {
+    ApiError::NotFound(message.into()).into()
+}
+
+pub fn failed_precondition(message: impl Into<String>) -> Status {
+    ApiError::FailedPrecondition(message.into()).into()
+}
+
+pub fn resource_exhausted(message: impl Into<String>) -> Status {
+    ApiError::ResourceExhausted(message.into()).into()
+}
+
+pub fn unauthenticated(message: impl Into<String>) -> Status {
+    ApiError::Unauthenticated(message.into()).into()
+}
+
+pub fn permission_denied(message: impl Into<String>) -> Status {
+    ApiError::PermissionDenied(message.into()).into()
+}
+
+pub fn unavailable(message: impl Into<String>) -> Status {
+    ApiError::Unavailable(message.into()).into()
+}
+
+pub fn unimplemented(message: impl Into<String>) -> Status {
+    ApiError::Unimplemented(message.into()).into()
+}
+
+pub fn internal(message: impl Into<String>) -> Status {
+    ApiError::Internal(message.into()).into()
 }
 
 /// A Watch stream's end, with the trailer that says how to go on: resume from a
@@ -135,6 +197,7 @@ mod tests {
             ErrorCode::Unavailable,
             ErrorCode::DataLoss,
             ErrorCode::Internal,
+            ErrorCode::Unimplemented,
         ] {
             assert_eq!(code_name(grpc_code(code)), code.as_str());
         }

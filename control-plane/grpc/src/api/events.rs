@@ -116,7 +116,7 @@ impl EventService for EventsApi {
         let mut response = pb::ReportEventsResponse::default();
         while let Some(batch) = stream.message().await? {
             if batch.events.len() > MAX_BATCH {
-                return Err(Status::invalid_argument(format!(
+                return Err(super::error::invalid_argument(format!(
                     "a batch of {} events; send at most {MAX_BATCH} per message ({} accepted before this batch)",
                     batch.events.len(),
                     response.accepted
@@ -125,7 +125,7 @@ impl EventService for EventsApi {
             let mut changes = Vec::with_capacity(batch.events.len());
             for (index, reported) in batch.events.into_iter().enumerate() {
                 let event = validate(index, reported).map_err(|reason| {
-                    Status::invalid_argument(format!(
+                    super::error::invalid_argument(format!(
                         "{reason} (nothing of this batch was recorded; {} events accepted before it)",
                         response.accepted
                     ))
@@ -137,7 +137,7 @@ impl EventService for EventsApi {
             }
             let count = changes.len() as u64;
             response.revision = self.writer.append(changes).await.map_err(|err| {
-                Status::unavailable(format!(
+                super::error::unavailable(format!(
                     "the journal did not record the batch: {err} ({} events accepted before it)",
                     response.accepted
                 ))
@@ -155,7 +155,7 @@ impl EventService for EventsApi {
         let page_size = match request.page_size {
             0 => DEFAULT_PAGE,
             n if n > MAX_PAGE => {
-                return Err(Status::invalid_argument(format!(
+                return Err(super::error::invalid_argument(format!(
                     "page_size {n} is above the maximum of {MAX_PAGE}"
                 )));
             }
@@ -165,7 +165,7 @@ impl EventService for EventsApi {
             0
         } else {
             request.page_token.parse::<u64>().map_err(|_| {
-                Status::invalid_argument(format!(
+                super::error::invalid_argument(format!(
                     "page_token {:?} is not one this server issued; pass next_page_token unchanged",
                     request.page_token
                 ))
@@ -184,7 +184,9 @@ impl EventService for EventsApi {
             .history
             .list(&filter, before, page_size as usize)
             .await
-            .map_err(|err| Status::unavailable(format!("the journal did not answer: {err}")))?;
+            .map_err(|err| {
+                super::error::unavailable(format!("the journal did not answer: {err}"))
+            })?;
         Ok(Response::new(pb::ListEventsResponse {
             events: events
                 .into_iter()
@@ -213,11 +215,9 @@ impl EventService for EventsApi {
             environment: optional(request.environment),
             ..Default::default()
         };
-        let (counts, truncated) = self
-            .history
-            .counts(&filter)
-            .await
-            .map_err(|err| Status::unavailable(format!("the journal did not answer: {err}")))?;
+        let (counts, truncated) = self.history.counts(&filter).await.map_err(|err| {
+            super::error::unavailable(format!("the journal did not answer: {err}"))
+        })?;
         Ok(Response::new(pb::GetErrorCountsResponse {
             counts: counts
                 .into_iter()

@@ -96,32 +96,32 @@ impl MetricsService for MetricsApi {
         let request = request.into_inner();
         let selector = request.selector.unwrap_or_default();
         if !valid_metric_name(&selector.name, true) {
-            return Err(Status::invalid_argument(format!(
+            return Err(super::error::invalid_argument(format!(
                 "selector.name {:?} is not a series name (letters, digits, '_' and ':', not starting with a digit)",
                 selector.name
             )));
         }
         let Some(start) = request.start.as_ref() else {
-            return Err(Status::invalid_argument(
+            return Err(super::error::invalid_argument(
                 "start is required (the beginning of the range)",
             ));
         };
         let start_ms = millis(start);
         let end_ms = request.end.as_ref().map(millis).unwrap_or_else(now_ms);
         if end_ms < start_ms {
-            return Err(Status::invalid_argument(format!(
+            return Err(super::error::invalid_argument(format!(
                 "end ({end_ms} ms) is before start ({start_ms} ms)"
             )));
         }
         let step_ms = match &request.step {
             None => 0,
             Some(step) if step.seconds < 0 || step.nanos < 0 => {
-                return Err(Status::invalid_argument("step must not be negative"));
+                return Err(super::error::invalid_argument("step must not be negative"));
             }
             Some(step) => step.seconds * 1000 + i64::from(step.nanos) / 1_000_000,
         };
         if step_ms > 0 && (end_ms - start_ms) / step_ms > MAX_POINTS as i64 {
-            return Err(Status::invalid_argument(format!(
+            return Err(super::error::invalid_argument(format!(
                 "range / step gives more than {MAX_POINTS} points per series; use a larger step"
             )));
         }
@@ -140,12 +140,12 @@ impl MetricsService for MetricsApi {
                 .query_range(&selector, start_ms, end_ms, step_ms)
                 .await
                 .map_err(|err| {
-                    Status::unavailable(format!("the metrics database did not answer: {err}"))
+                    super::error::unavailable(format!("the metrics database did not answer: {err}"))
                 })?,
         };
         let total: usize = series.iter().map(|s| s.points.len()).sum();
         if total > MAX_POINTS {
-            return Err(Status::resource_exhausted(format!(
+            return Err(super::error::resource_exhausted(format!(
                 "{total} points match; narrow the selector or the range, or set a step (at most {MAX_POINTS})"
             )));
         }
@@ -264,7 +264,7 @@ impl MetricsService for MetricsApi {
             .as_ref()
             .and_then(|latest| latest.borrow().clone())
             .ok_or_else(|| {
-                Status::unavailable(
+                super::error::unavailable(
                     "no capacity sample yet; the first is taken at start, retry in a moment",
                 )
             })?;
@@ -279,7 +279,7 @@ impl MetricsService for MetricsApi {
         let request = request.into_inner();
         let millis_of = |d: &prost_types::Duration, what: &str| {
             if d.seconds < 0 || d.nanos < 0 {
-                return Err(Status::invalid_argument(format!(
+                return Err(super::error::invalid_argument(format!(
                     "{what} must not be negative"
                 )));
             }
@@ -290,7 +290,7 @@ impl MetricsService for MetricsApi {
             None => MAX_WINDOW_MS,
         };
         if window == 0 || window > MAX_WINDOW_MS {
-            return Err(Status::invalid_argument(format!(
+            return Err(super::error::invalid_argument(format!(
                 "window {window} ms: give one above 0 and at most 15 minutes"
             )));
         }
@@ -304,7 +304,7 @@ impl MetricsService for MetricsApi {
             step
         };
         if step < 1000 || window / step > 1000 {
-            return Err(Status::invalid_argument(
+            return Err(super::error::invalid_argument(
                 "step must be at least 1 s and give at most 1000 points over the window",
             ));
         }
@@ -321,7 +321,7 @@ impl MetricsService for MetricsApi {
                 store
                     .query_range(&selector, start, end, step)
                     .await
-                    .map_err(|err| Status::unavailable(format!("reading {name}: {err}")))
+                    .map_err(|err| super::error::unavailable(format!("reading {name}: {err}")))
             }
         };
         let rates = read("pharos_rpc_requests_total:rate").await?;
@@ -421,7 +421,7 @@ impl MetricsService for MetricsApi {
         _request: Request<pb::GetAggregatesRequest>,
     ) -> Result<Response<pb::GetAggregatesResponse>, Status> {
         let Some(aggregates) = &self.aggregates else {
-            return Err(Status::unimplemented(
+            return Err(super::error::unimplemented(
                 "this server was started without platform totals",
             ));
         };

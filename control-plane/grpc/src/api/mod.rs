@@ -5,7 +5,7 @@ mod actions;
 mod catalog;
 mod containers;
 mod convert;
-mod error;
+pub mod error;
 mod events;
 mod export;
 pub mod health;

@@ -17,7 +17,7 @@ impl SessionService for SessionApi {
         // The auth layer admits this method for viewers and up and leaves the principal
         // in the extensions; without it, the layer is not in front of this service.
         let principal = request.extensions().get::<Principal>().ok_or_else(|| {
-            Status::internal("no caller identity on this request (the auth layer is missing)")
+            super::error::internal("no caller identity on this request (the auth layer is missing)")
         })?;
         let anonymous = request
             .metadata()
