@@ -8,17 +8,24 @@
 //! restarted safely, hands a [`FatalTaskError`] to [`TaskSupervisor::fatal_failure`] so
 //! that pharosd stops with a non-zero exit instead of running on without it.
 
-use std::any::Any;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-use tokio::task::{JoinError, JoinHandle};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+mod backoff;
+mod failpoints;
+mod failure;
+mod health;
+
+pub use backoff::Backoff;
+pub use failpoints::{FailpointError, Failpoints};
+pub use failure::{FatalTaskError, TaskFailure};
+pub use health::{OnFailure, TaskHealth, TaskState, TaskStatus, TaskTable};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -43,283 +50,6 @@ where
 {
     fn into_result(self) -> Result<(), BoxError> {
         self.map_err(BoxError::from)
-    }
-}
-
-/// What happens when a task ends while pharosd still runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnFailure {
-    /// Start it again after a backoff.
-    Restart,
-    /// Stop pharosd with an error.
-    StopPharosd,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskState {
-    Running,
-    /// Failed; waiting for its next start.
-    Restarting,
-    /// Failed and not restarted: pharosd is stopping because of it.
-    Failed,
-    /// Stopped by shutdown.
-    Stopped,
-}
-
-impl std::fmt::Display for TaskState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TaskState::Running => "running",
-            TaskState::Restarting => "restarting",
-            TaskState::Failed => "failed",
-            TaskState::Stopped => "stopped",
-        })
-    }
-}
-
-/// One task as health reporting shows it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct TaskStatus {
-    pub name: &'static str,
-    pub state: TaskState,
-    pub on_failure: OnFailure,
-    pub restarts: u32,
-    /// The most recent failure, kept after a successful restart so that a task that
-    /// fails now and then can be told from one that never did.
-    pub last_failure: Option<String>,
-}
-
-impl TaskStatus {
-    pub fn is_down(&self) -> bool {
-        matches!(self.state, TaskState::Restarting | TaskState::Failed)
-    }
-}
-
-pub type TaskTable = BTreeMap<&'static str, TaskStatus>;
-
-/// The state of every supervised task, shared with `/healthz` and `grpc.health.v1`.
-#[derive(Clone)]
-pub struct TaskHealth {
-    table: watch::Sender<TaskTable>,
-}
-
-impl Default for TaskHealth {
-    fn default() -> TaskHealth {
-        TaskHealth {
-            table: watch::Sender::new(TaskTable::new()),
-        }
-    }
-}
-
-impl TaskHealth {
-    /// Every task, by name.
-    pub fn tasks(&self) -> Vec<TaskStatus> {
-        self.table.borrow().values().cloned().collect()
-    }
-
-    /// The tasks that are restarting or failed.
-    pub fn down(&self) -> Vec<TaskStatus> {
-        self.table
-            .borrow()
-            .values()
-            .filter(|task| task.is_down())
-            .cloned()
-            .collect()
-    }
-
-    pub fn is_healthy(&self) -> bool {
-        !self.table.borrow().values().any(TaskStatus::is_down)
-    }
-
-    /// Sees every later change of any task's status.
-    pub fn subscribe(&self) -> watch::Receiver<TaskTable> {
-        self.table.subscribe()
-    }
-
-    fn insert(&self, status: TaskStatus) {
-        self.table.send_modify(|table| {
-            let previous = table.insert(status.name, status);
-            debug_assert!(previous.is_none(), "two tasks share a name");
-        });
-    }
-
-    fn update(&self, name: &str, change: impl FnOnce(&mut TaskStatus)) {
-        self.table.send_modify(|table| {
-            if let Some(status) = table.get_mut(name) {
-                change(status);
-            }
-        });
-    }
-}
-
-/// Why a task that should still be running is not.
-#[derive(Debug, thiserror::Error)]
-pub enum TaskFailure {
-    #[error("panicked: {0}")]
-    Panicked(String),
-    #[error("returned an error")]
-    Error(#[source] BoxError),
-    #[error("returned while pharosd was still running")]
-    Returned,
-    #[error("was aborted")]
-    Aborted,
-}
-
-impl TaskFailure {
-    fn from_join(err: JoinError) -> TaskFailure {
-        match err.try_into_panic() {
-            Ok(payload) => TaskFailure::Panicked(panic_message(payload.as_ref())),
-            Err(_) => TaskFailure::Aborted,
-        }
-    }
-
-    /// The failure and its causes on one line, for logs and health reports.
-    pub fn describe(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic with no message".to_owned()
-    }
-}
-
-/// A task that cannot be restarted safely has failed, so pharosd stops.
-#[derive(Debug, thiserror::Error)]
-#[error("task {task} failed and cannot be restarted safely")]
-pub struct FatalTaskError {
-    pub task: &'static str,
-    #[source]
-    pub cause: TaskFailure,
-}
-
-/// Delays between the starts of a failing task: `first`, doubled after every failure up
-/// to `max`. A run that lasted `reset_after` counts as recovered, so the next failure
-/// waits `first` again.
-#[derive(Clone, Copy, Debug)]
-pub struct Backoff {
-    pub first: Duration,
-    pub max: Duration,
-    pub reset_after: Duration,
-}
-
-impl Default for Backoff {
-    /// A one-off panic costs a second; a task that fails at every start is retried once
-    /// a minute rather than flooding the log.
-    fn default() -> Backoff {
-        Backoff {
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-            reset_after: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Panics injected on purpose, to test supervision against the real binary:
-/// `PHAROS_FAILPOINT=panic:<task>` makes every start of the task panic,
-/// `panic:<task>:<n>` only the first n; several are separated by commas.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Failpoints {
-    /// Task name -> how many starts panic (`None`: every one).
-    panics: BTreeMap<String, Option<u32>>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum FailpointError {
-    #[error(
-        "{} {spec:?}: expected panic:<task> or panic:<task>:<count>",
-        Failpoints::VARIABLE
-    )]
-    Malformed { spec: String },
-    #[error("{} {spec:?}: the count is not a whole number", Failpoints::VARIABLE)]
-    Count {
-        spec: String,
-        #[source]
-        source: std::num::ParseIntError,
-    },
-}
-
-impl Failpoints {
-    pub const VARIABLE: &str = "PHAROS_FAILPOINT";
-
-    /// The failpoints named by `PHAROS_FAILPOINT`. Only debug builds read it (the
-    /// end-to-end tests run those), so no stray variable can make a release build fail.
-    pub fn from_env() -> Result<Failpoints, FailpointError> {
-        #[cfg(debug_assertions)]
-        if let Ok(spec) = std::env::var(Self::VARIABLE) {
-            let failpoints = Failpoints::parse(&spec)?;
-            tracing::warn!(failpoints = %spec, "fault injection armed");
-            return Ok(failpoints);
-        }
-        #[cfg(not(debug_assertions))]
-        if std::env::var_os(Self::VARIABLE).is_some() {
-            tracing::warn!(
-                "{} is ignored: only debug builds inject faults",
-                Self::VARIABLE
-            );
-        }
-        Ok(Failpoints::default())
-    }
-
-    pub fn parse(spec: &str) -> Result<Failpoints, FailpointError> {
-        let mut failpoints = Failpoints::default();
-        for item in spec
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-        {
-            let malformed = || FailpointError::Malformed {
-                spec: item.to_owned(),
-            };
-            let mut parts = item.split(':');
-            let (Some("panic"), Some(task)) = (parts.next(), parts.next()) else {
-                return Err(malformed());
-            };
-            if task.is_empty() {
-                return Err(malformed());
-            }
-            let times = match parts.next() {
-                None => None,
-                Some(count) => Some(count.parse().map_err(|source| FailpointError::Count {
-                    spec: item.to_owned(),
-                    source,
-                })?),
-            };
-            if parts.next().is_some() {
-                return Err(malformed());
-            }
-            failpoints = failpoints.panic(task, times);
-        }
-        Ok(failpoints)
-    }
-
-    /// Makes the first `times` starts of `task` panic, or every start with `None`.
-    pub fn panic(mut self, task: &str, times: Option<u32>) -> Failpoints {
-        self.panics.insert(task.to_owned(), times);
-        self
-    }
-
-    /// Whether start number `start` (0 for the first) of `task` panics.
-    fn panics_on(&self, task: &str, start: u32) -> bool {
-        match self.panics.get(task) {
-            Some(None) => true,
-            Some(Some(times)) => start < *times,
-            None => false,
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use std::time::Duration;
 
 /// When each run of a task started, in order.
 #[derive(Clone, Default)]
