@@ -8,18 +8,19 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use super::heartbeats::{HeartbeatError, Heartbeats};
 use super::machine::{CheckMachine, FlapPolicy};
-use super::probe::{self, ProbeKind, ProbeOutcome, Verdict};
+use super::probe::{self, ProbeKind};
+use super::runs::{run_active, run_heartbeat};
 use super::schedule::{Schedule, spread};
 use crate::catalog::CatalogView;
 use pharos_core::domain::{
     CheckHealth, CheckResult, CheckSpec, Deployment, DeploymentHealth, HealthStatus, check_id,
 };
-use pharos_store::journal::{Change, JournalEntry, Object, WriterHandle, now_micros};
+use pharos_store::journal::{Change, JournalEntry, Object, WriterHandle};
 
 /// The current health of everything, read by the API.
 #[derive(Debug, Default)]
@@ -29,69 +30,6 @@ pub struct HealthState {
 }
 
 pub type SharedHealth = Arc<RwLock<HealthState>>;
-
-/// Last heartbeat per heartbeat check.
-#[derive(Clone, Default)]
-pub struct Heartbeats {
-    slots: Arc<Mutex<HashMap<String, HeartbeatSlot>>>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct HeartbeatSlot {
-    grace: Duration,
-    last_micros: Option<i64>,
-}
-
-/// Why a heartbeat was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub enum HeartbeatError {
-    UnknownCheck,
-    NotAHeartbeatCheck,
-}
-
-impl Heartbeats {
-    /// Records a heartbeat; returns when the check fails without another one.
-    pub fn beat(
-        &self,
-        check_id: &str,
-        is_check: impl Fn(&str) -> bool,
-    ) -> Result<i64, HeartbeatError> {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(slot) = slots.get_mut(check_id) else {
-            return Err(if is_check(check_id) {
-                HeartbeatError::NotAHeartbeatCheck
-            } else {
-                HeartbeatError::UnknownCheck
-            });
-        };
-        let now = now_micros();
-        slot.last_micros = Some(now);
-        Ok(now + slot.grace.as_micros() as i64)
-    }
-
-    fn last(&self, check_id: &str) -> Option<i64> {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.get(check_id).and_then(|slot| slot.last_micros)
-    }
-
-    fn register(&self, check_id: &str, grace: Duration) {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots
-            .entry(check_id.to_owned())
-            .and_modify(|slot| slot.grace = grace)
-            .or_insert(HeartbeatSlot {
-                grace,
-                last_micros: None,
-            });
-    }
-
-    fn unregister(&self, check_id: &str) {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(check_id);
-    }
-}
 
 /// Counters of the prober, for `/metrics` and the benchmarks.
 #[derive(Debug, Default)]
@@ -103,7 +41,7 @@ pub struct ProbeStats {
 }
 
 impl ProbeStats {
-    fn record(&self, lateness: Duration) {
+    pub(super) fn record(&self, lateness: Duration) {
         self.probes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.lateness
@@ -550,129 +488,6 @@ impl HealthEngine {
         if let Err(err) = self.writer.append_in_background(changes).await {
             tracing::error!(error = %err, "journaling health changes failed");
         }
-    }
-}
-
-async fn run_active(
-    schedule: Schedule,
-    probe: Arc<dyn probe::Probe>,
-    stats: Arc<ProbeStats>,
-    semaphore: Arc<Semaphore>,
-    outcomes: mpsc::Sender<CheckResult>,
-    cancel: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval_at(schedule.first_run, schedule.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        let scheduled = tokio::select! {
-            _ = cancel.cancelled() => return,
-            scheduled = ticker.tick() => scheduled,
-        };
-        let Ok(_permit) = semaphore.acquire().await else {
-            return;
-        };
-        stats.record(scheduled.elapsed());
-        let at_micros = now_micros();
-        let started = Instant::now();
-        let outcome = tokio::select! {
-            _ = cancel.cancelled() => return,
-            outcome = tokio::time::timeout(schedule.timeout, probe.run()) => outcome,
-        };
-        let result = match outcome {
-            Ok(outcome) => to_result(&schedule.check_id, at_micros, outcome),
-            Err(_) => CheckResult {
-                check_id: schedule.check_id.clone(),
-                at_micros,
-                outcome: HealthStatus::Unhealthy,
-                message: format!(
-                    "timed out after {}",
-                    humantime::format_duration(schedule.timeout)
-                ),
-                connect_micros: None,
-                tls_micros: None,
-                first_byte_micros: None,
-                total_micros: started.elapsed().as_micros() as i64,
-                measurements: BTreeMap::new(),
-            },
-        };
-        if outcomes.send(result).await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn run_heartbeat(
-    schedule: Schedule,
-    grace: Duration,
-    heartbeats: Heartbeats,
-    outcomes: mpsc::Sender<CheckResult>,
-    cancel: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval_at(schedule.first_run, schedule.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let registered_at = now_micros();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let now = now_micros();
-        let grace_micros = grace.as_micros() as i64;
-        let (outcome, message) = match heartbeats.last(&schedule.check_id) {
-            Some(last) if now - last <= grace_micros => (
-                HealthStatus::Healthy,
-                format!(
-                    "last heartbeat {} ago",
-                    humantime::format_duration(Duration::from_millis(((now - last) / 1000) as u64))
-                ),
-            ),
-            Some(last) => (
-                HealthStatus::Unhealthy,
-                format!(
-                    "no heartbeat for {}",
-                    humantime::format_duration(Duration::from_millis(((now - last) / 1000) as u64))
-                ),
-            ),
-            // Give a service its grace period after pharosd starts before failing it.
-            None if now - registered_at <= grace_micros => continue,
-            None => (
-                HealthStatus::Unhealthy,
-                "no heartbeat received yet".to_owned(),
-            ),
-        };
-        let result = CheckResult {
-            check_id: schedule.check_id.clone(),
-            at_micros: now,
-            outcome,
-            message,
-            connect_micros: None,
-            tls_micros: None,
-            first_byte_micros: None,
-            total_micros: 0,
-            measurements: BTreeMap::new(),
-        };
-        if outcomes.send(result).await.is_err() {
-            return;
-        }
-    }
-}
-
-fn to_result(check_id: &str, at_micros: i64, outcome: ProbeOutcome) -> CheckResult {
-    let micros = |d: Duration| d.as_micros() as i64;
-    CheckResult {
-        check_id: check_id.to_owned(),
-        at_micros,
-        outcome: match outcome.verdict {
-            Verdict::Healthy => HealthStatus::Healthy,
-            Verdict::Degraded => HealthStatus::Degraded,
-            Verdict::Unhealthy => HealthStatus::Unhealthy,
-        },
-        message: outcome.message,
-        connect_micros: outcome.timings.connect.map(micros),
-        tls_micros: outcome.timings.tls.map(micros),
-        first_byte_micros: outcome.timings.first_byte.map(micros),
-        total_micros: micros(outcome.timings.total),
-        measurements: outcome.measurements.into_iter().collect(),
     }
 }
 

@@ -3,7 +3,9 @@
 
 mod container;
 pub mod engine;
+pub mod heartbeats;
 pub mod history;
 pub mod machine;
+mod runs;
 mod schedule;
 pub use pharos_probes as probe;
