@@ -74,7 +74,7 @@ fn the_demo_catalog_checks_the_address_pharosd_listens_on() {
         let checks = &catalog.deployments[0].checks;
         checks
             .iter()
-            .map(|check| check.settings.to_string())
+            .map(|check| format!("{:?}", check.kind))
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -278,8 +278,7 @@ prometheus_backends:
     assert!(found[1].contains("/no/such/ca.pem"), "{found:?}");
 }
 
-/// The probes' settings mirrors accept everything the catalog stores: every field of
-/// every kind, through the real catalog parser.
+/// Every field of every kind, through the real catalog parser, makes a probe.
 #[test]
 fn every_catalog_setting_builds() {
     let dir = tempfile::tempdir().unwrap();
