@@ -5,18 +5,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use serde::Deserialize;
+use pharos_core::domain::GrpcCheck;
 
 use super::{Probe, ProbeError, ProbeOutcome, Run, check_address, error_chain};
-
-/// Mirrors `catalog::file::GrpcCheck`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct GrpcSettings {
-    address: String,
-    #[serde(default)]
-    service: String,
-}
 
 pub(super) struct GrpcProbe {
     address: String,
@@ -25,7 +16,7 @@ pub(super) struct GrpcProbe {
 }
 
 impl GrpcProbe {
-    pub(super) fn build(settings: GrpcSettings) -> Result<Self, ProbeError> {
+    pub(super) fn build(settings: &GrpcCheck) -> Result<Self, ProbeError> {
         // Plaintext gRPC (h2c); `http://` in front of the address is tolerated.
         let address = settings
             .address
@@ -43,7 +34,7 @@ impl GrpcProbe {
         Ok(GrpcProbe {
             address,
             endpoint,
-            service: settings.service,
+            service: settings.service.clone(),
         })
     }
 

@@ -1,7 +1,6 @@
 //! `http` checks: one HTTP/1.1 request over a fresh connection (TLS for `https://`),
 //! with each phase timed: TCP connect, TLS handshake, response head, body.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,8 +10,8 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+use pharos_core::domain::{HttpCheck, JsonCondition};
 use regex::Regex;
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -26,38 +25,6 @@ use super::{
 
 /// The most of a response body that is read (and checked).
 pub(super) const MAX_BODY: usize = 1024 * 1024;
-
-/// Mirrors `catalog::file::HttpCheck`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct HttpSettings {
-    url: String,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    #[serde(default)]
-    expect_status: Vec<u16>,
-    #[serde(default)]
-    body_contains: Option<String>,
-    #[serde(default)]
-    body_regex: Option<String>,
-    #[serde(default)]
-    degraded_after: Option<String>,
-    #[serde(default)]
-    min_tls_days: Option<u32>,
-    #[serde(default)]
-    json: Option<JsonCondition>,
-    #[serde(default)]
-    ca_file: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonCondition {
-    pointer: String,
-    equals: serde_json::Value,
-}
 
 pub(super) struct HttpProbe {
     /// `host:port` for messages.
@@ -84,7 +51,7 @@ struct Tls {
 }
 
 impl HttpProbe {
-    pub(super) fn build(settings: HttpSettings) -> Result<Self, ProbeError> {
+    pub(super) fn build(settings: &HttpCheck) -> Result<Self, ProbeError> {
         let url = &settings.url;
         let bad_url = |reason: &str| ProbeError::BadUrl {
             url: url.clone(),
@@ -160,9 +127,10 @@ impl HttpProbe {
         }
         let body_regex = settings
             .body_regex
+            .as_deref()
             .map(|pattern| {
-                Regex::new(&pattern).map_err(|e| ProbeError::BadRegex {
-                    pattern: pattern.clone(),
+                Regex::new(pattern).map_err(|e| ProbeError::BadRegex {
+                    pattern: pattern.to_owned(),
                     reason: e.to_string(),
                 })
             })
@@ -201,10 +169,10 @@ impl HttpProbe {
             method,
             target,
             headers,
-            expect_status: settings.expect_status,
-            body_contains: settings.body_contains,
+            expect_status: settings.expect_status.clone(),
+            body_contains: settings.body_contains.clone(),
             body_regex,
-            json: settings.json,
+            json: settings.json.clone(),
             degraded_after,
             min_tls_days: settings.min_tls_days,
         })

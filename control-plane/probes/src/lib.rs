@@ -25,10 +25,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-
-use pharos_core::domain::CheckSpec;
+use pharos_core::domain::{CheckKind, CheckSpec};
 
 /// What a probe concluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -151,12 +148,6 @@ impl fmt::Debug for ProbeKind {
 /// Why a check's settings cannot make a probe.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
-    #[error(
-        "unknown check kind {0:?} (expected http, tcp, grpc, postgres, redis, mqtt, heartbeat or container)"
-    )]
-    UnknownKind(String),
-    #[error("invalid {kind} check settings: {reason}")]
-    Settings { kind: String, reason: String },
     #[error("invalid URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
     #[error("invalid address {address:?}: {reason}")]
@@ -188,55 +179,20 @@ pub enum ProbeError {
 /// The probe for `spec`. Reads `ca_file` if an HTTP check names one; does no network I/O.
 pub fn build(spec: &CheckSpec) -> Result<ProbeKind, ProbeError> {
     let active = |probe: Arc<dyn Probe>| Ok(ProbeKind::Active(probe));
-    match spec.kind.as_str() {
-        "http" => active(Arc::new(http::HttpProbe::build(settings(spec)?)?)),
-        "tcp" => active(Arc::new(tcp::TcpProbe::build(settings(spec)?)?)),
-        "grpc" => active(Arc::new(grpc::GrpcProbe::build(settings(spec)?)?)),
-        "postgres" => active(Arc::new(postgres::PostgresProbe::build(settings(spec)?)?)),
-        "redis" => active(Arc::new(redis::RedisProbe::build(settings(spec)?)?)),
-        "mqtt" => active(Arc::new(mqtt::MqttProbe::build(
-            settings(spec)?,
-            spec.timeout,
-        )?)),
-        "heartbeat" => {
-            let HeartbeatSettings { grace } = settings(spec)?;
-            Ok(ProbeKind::Heartbeat {
-                grace: parse_duration("grace", &grace)?,
-            })
+    match &spec.kind {
+        CheckKind::Http(http) => active(Arc::new(http::HttpProbe::build(http)?)),
+        CheckKind::Tcp(tcp) => active(Arc::new(tcp::TcpProbe::build(tcp)?)),
+        CheckKind::Grpc(grpc) => active(Arc::new(grpc::GrpcProbe::build(grpc)?)),
+        CheckKind::Postgres(postgres) => {
+            active(Arc::new(postgres::PostgresProbe::build(postgres)?))
         }
-        "container" => {
-            let ContainerSettings {} = settings(spec)?;
-            Ok(ProbeKind::Container)
-        }
-        other => Err(ProbeError::UnknownKind(other.to_owned())),
+        CheckKind::Redis(redis) => active(Arc::new(redis::RedisProbe::build(redis)?)),
+        CheckKind::Mqtt(mqtt) => active(Arc::new(mqtt::MqttProbe::build(mqtt, spec.timeout)?)),
+        CheckKind::Heartbeat(heartbeat) => Ok(ProbeKind::Heartbeat {
+            grace: parse_duration("grace", &heartbeat.grace)?,
+        }),
+        CheckKind::Container => Ok(ProbeKind::Container),
     }
-}
-
-// The settings as the catalog stores them: `catalog::file`'s structs serialized to JSON
-// (that module is private to the catalog, hence these mirrors of the fields probes read).
-
-/// `HOST:PORT`, for `tcp` and `mqtt`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddressSettings {
-    address: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HeartbeatSettings {
-    grace: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ContainerSettings {}
-
-fn settings<T: DeserializeOwned>(spec: &CheckSpec) -> Result<T, ProbeError> {
-    T::deserialize(&spec.settings).map_err(|e| ProbeError::Settings {
-        kind: spec.kind.clone(),
-        reason: e.to_string(),
-    })
 }
 
 fn parse_duration(field: &'static str, value: &str) -> Result<Duration, ProbeError> {
@@ -388,9 +344,9 @@ fn random_suffix() -> u64 {
 mod tests {
     use super::*;
 
-    /// A check of `kind` with a 10 s interval and a 5 s timeout. Deserialized, so that
-    /// fields added to `CheckSpec` take their defaults.
-    pub(super) fn spec(kind: &str, settings: serde_json::Value) -> CheckSpec {
+    /// A check of `kind` with a 10 s interval and a 5 s timeout, read from its stored
+    /// form, so that fields added to `CheckSpec` take their defaults.
+    fn read(kind: &str, settings: serde_json::Value) -> Result<CheckSpec, serde_json::Error> {
         serde_json::from_value(serde_json::json!({
             "name": format!("{kind}-check"),
             "kind": kind,
@@ -399,7 +355,10 @@ mod tests {
             "timeout": 5_000,
             "settings": settings,
         }))
-        .expect("a CheckSpec")
+    }
+
+    pub(super) fn spec(kind: &str, settings: serde_json::Value) -> CheckSpec {
+        read(kind, settings).expect("a CheckSpec")
     }
 
     /// The active probe for a check of `kind`; panics on a build error.
@@ -411,8 +370,14 @@ mod tests {
         }
     }
 
+    /// Why a check of `kind` with `settings` cannot run: settings that do not fit the kind
+    /// are refused when the check is read, the rest when its probe is built.
     pub(super) fn build_error(kind: &str, settings: serde_json::Value) -> String {
-        match build(&spec(kind, settings)) {
+        let spec = match read(kind, settings) {
+            Ok(spec) => spec,
+            Err(e) => return e.to_string(),
+        };
+        match build(&spec) {
             Ok(probe) => panic!("expected a build error, got {probe:?}"),
             Err(e) => e.to_string(),
         }

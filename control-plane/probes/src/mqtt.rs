@@ -9,7 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{AddressSettings, Probe, ProbeError, ProbeOutcome, Run, check_address};
+use pharos_core::domain::AddressCheck;
+
+use super::{Probe, ProbeError, ProbeOutcome, Run, check_address};
 
 /// The broker's count of connected clients (Mosquitto, and brokers that copy it).
 const CLIENTS_TOPIC: &str = "$SYS/broker/clients/connected";
@@ -32,10 +34,10 @@ pub(super) struct MqttProbe {
 }
 
 impl MqttProbe {
-    pub(super) fn build(settings: AddressSettings, timeout: Duration) -> Result<Self, ProbeError> {
+    pub(super) fn build(settings: &AddressCheck, timeout: Duration) -> Result<Self, ProbeError> {
         check_address(&settings.address)?;
         Ok(MqttProbe {
-            address: settings.address,
+            address: settings.address.clone(),
             timeout,
         })
     }

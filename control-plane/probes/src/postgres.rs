@@ -2,11 +2,11 @@
 
 use std::str::FromStr;
 
-use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{self, ConnectOptions, Connection, Executor};
 
 use super::{Probe, ProbeError, ProbeOutcome, Run};
+use pharos_core::domain::PostgresCheck;
 use pharos_core::redact::redact;
 
 /// Client connections, the connection limit and the database's size.
@@ -20,19 +20,12 @@ const GAUGES: &str = "SELECT \
     current_setting('max_connections')::float8, \
     pg_database_size(current_database())::float8";
 
-/// Mirrors `catalog::file::DsnCheck`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DsnSettings {
-    dsn: String,
-}
-
 pub(super) struct PostgresProbe {
     options: PgConnectOptions,
 }
 
 impl PostgresProbe {
-    pub(super) fn build(settings: DsnSettings) -> Result<Self, ProbeError> {
+    pub(super) fn build(settings: &PostgresCheck) -> Result<Self, ProbeError> {
         let bad = |reason: String| ProbeError::BadDsn {
             dsn: redact(&settings.dsn),
             reason: format!(

@@ -1,22 +1,15 @@
 //! `redis` checks, speaking RESP over a plain TCP connection: `AUTH` with the URL's
 //! credentials, `SELECT` its database, `PING`, then `INFO` for a few gauges.
 
-use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::{Probe, ProbeError, ProbeOutcome, Run};
+use pharos_core::domain::RedisCheck;
 use pharos_core::redact::redact;
 
 /// The largest reply read (INFO sections are a few kilobytes).
 const MAX_REPLY: usize = 1024 * 1024;
-
-/// Mirrors `catalog::file::UrlCheck`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct UrlSettings {
-    url: String,
-}
 
 pub(super) struct RedisProbe {
     /// `host:port` for messages.
@@ -30,7 +23,7 @@ pub(super) struct RedisProbe {
 
 impl RedisProbe {
     /// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DATABASE]`, port 6379 by default.
-    pub(super) fn build(settings: UrlSettings) -> Result<Self, ProbeError> {
+    pub(super) fn build(settings: &RedisCheck) -> Result<Self, ProbeError> {
         let bad = |reason: &str| ProbeError::BadUrl {
             url: redact(&settings.url),
             reason: reason.to_owned(),

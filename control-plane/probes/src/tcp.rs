@@ -2,17 +2,19 @@
 
 use tokio::net::TcpStream;
 
-use super::{AddressSettings, Probe, ProbeError, ProbeOutcome, Run, check_address};
+use pharos_core::domain::AddressCheck;
+
+use super::{Probe, ProbeError, ProbeOutcome, Run, check_address};
 
 pub(super) struct TcpProbe {
     address: String,
 }
 
 impl TcpProbe {
-    pub(super) fn build(settings: AddressSettings) -> Result<Self, ProbeError> {
+    pub(super) fn build(settings: &AddressCheck) -> Result<Self, ProbeError> {
         check_address(&settings.address)?;
         Ok(TcpProbe {
-            address: settings.address,
+            address: settings.address.clone(),
         })
     }
 }

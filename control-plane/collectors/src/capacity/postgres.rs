@@ -9,6 +9,7 @@ use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::sqlx::{self, ConnectOptions, Connection, Row};
 
 use crate::catalog::CatalogView;
+use pharos_core::domain::CheckKind;
 use pharos_store::redact;
 
 /// Longest a database may take to answer one round.
@@ -56,13 +57,10 @@ pub fn targets(view: &CatalogView) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for deployment in &view.catalog.deployments {
         for check in &deployment.checks {
-            if check.kind != "postgres" {
-                continue;
-            }
-            if let Some(dsn) = check.settings.get("dsn").and_then(|v| v.as_str()) {
+            if let CheckKind::Postgres(postgres) = &check.kind {
                 found.push((
                     format!("{}/{}", deployment.id(), check.name),
-                    dsn.to_owned(),
+                    postgres.dsn.clone(),
                 ));
             }
         }

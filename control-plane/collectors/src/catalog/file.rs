@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use pharos_core::domain::{
+    AddressCheck, ContainerCheck, GrpcCheck, HeartbeatCheck, HttpCheck, PostgresCheck, RedisCheck,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -102,7 +105,8 @@ pub struct PortFile {
     pub service: String,
 }
 
-/// One check: common settings plus exactly one kind.
+/// One check: common settings plus exactly one kind. A kind's settings deserialize
+/// straight into the domain's struct for it, the one the probes build from.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckFile {
@@ -117,85 +121,9 @@ pub struct CheckFile {
     pub http: Option<HttpCheck>,
     pub tcp: Option<AddressCheck>,
     pub grpc: Option<GrpcCheck>,
-    pub postgres: Option<DsnCheck>,
-    pub redis: Option<UrlCheck>,
+    pub postgres: Option<PostgresCheck>,
+    pub redis: Option<RedisCheck>,
     pub mqtt: Option<AddressCheck>,
     pub heartbeat: Option<HeartbeatCheck>,
     pub container: Option<ContainerCheck>,
 }
-
-#[derive(Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpCheck {
-    pub url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expect_status: Vec<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_contains: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_regex: Option<String>,
-    /// Latency above which a passing check is degraded, such as `800ms`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub degraded_after: Option<String>,
-    /// Fewer days than this before the TLS certificate expires is degraded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_tls_days: Option<u32>,
-    /// A condition on the JSON response body.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub json: Option<JsonCondition>,
-    /// PEM file of the CA that signs the server's certificate (default: system roots).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<String>,
-}
-
-/// The value at a JSON pointer (RFC 6901, such as `/status` or `/checks/0/ok`) must
-/// equal `equals`.
-#[derive(Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct JsonCondition {
-    pub pointer: String,
-    pub equals: serde_json::Value,
-}
-
-#[derive(Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddressCheck {
-    /// `HOST:PORT`.
-    pub address: String,
-}
-
-#[derive(Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GrpcCheck {
-    pub address: String,
-    /// Service name for `grpc.health.v1.Health/Check`; empty for the whole server.
-    #[serde(default)]
-    pub service: String,
-}
-
-#[derive(Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DsnCheck {
-    pub dsn: String,
-}
-
-#[derive(Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct UrlCheck {
-    pub url: String,
-}
-
-#[derive(Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeartbeatCheck {
-    /// How long without a heartbeat before the check fails, such as `1m`.
-    pub grace: String,
-}
-
-#[derive(Debug, Default, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContainerCheck {}

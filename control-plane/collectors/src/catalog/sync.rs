@@ -416,3 +416,79 @@ async fn load_stored(db: &DatabaseConnection) -> Result<Catalog, DbErr> {
         metrics: Default::default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ColumnTrait, QueryFilter};
+
+    use super::*;
+
+    const EVERY_KIND: &str = r#"environments:
+  - id: prod
+projects:
+  - id: shop
+    deployments:
+      - environment: prod
+        checks:
+          - name: web
+            http:
+              url: https://shop.example.com/healthz
+              method: HEAD
+              headers: { X-Probe: "1" }
+              expect_status: [200, 204]
+              body_contains: ok
+              body_regex: '^ok'
+              degraded_after: 800ms
+              min_tls_days: 14
+              json: { pointer: /status, equals: { up: [1, true, null] } }
+          - name: plain
+            http: { url: 'http://127.0.0.1:8000/health' }
+            interval: 5s
+            unhealthy_after: 2
+            healthy_after: 4
+          - name: port
+            tcp: { address: "[::1]:22" }
+          - name: rpc
+            grpc: { address: orders.internal:50051, service: shop.Orders }
+          - name: server
+            grpc: { address: orders.internal:50051 }
+          - name: db
+            postgres: { dsn: "postgres://shop:pw@db.internal:5432/shop" }
+          - name: cache
+            redis: { url: "redis://:pw@cache.internal:6379/3" }
+          - name: bus
+            mqtt: { address: mqtt.internal:1883 }
+          - name: cron
+            heartbeat: { grace: 5m }
+          - name: containers
+            container: {}
+"#;
+
+    /// The `spec` column the version with untyped check settings wrote for `EVERY_KIND`.
+    const ROW_BEFORE_TYPED_KINDS: &str = r#"{"project_id":"shop","environment":"prod","checks":[{"name":"web","kind":"http","target":"https://shop.example.com/healthz","interval":30000,"timeout":5000,"settings":{"body_contains":"ok","body_regex":"^ok","degraded_after":"800ms","expect_status":[200,204],"headers":{"X-Probe":"1"},"json":{"equals":{"up":[1,true,null]},"pointer":"/status"},"method":"HEAD","min_tls_days":14,"url":"https://shop.example.com/healthz"},"unhealthy_after":3,"healthy_after":1},{"name":"plain","kind":"http","target":"http://127.0.0.1:8000/health","interval":5000,"timeout":5000,"settings":{"url":"http://127.0.0.1:8000/health"},"unhealthy_after":2,"healthy_after":4},{"name":"port","kind":"tcp","target":"[::1]:22","interval":30000,"timeout":5000,"settings":{"address":"[::1]:22"},"unhealthy_after":3,"healthy_after":1},{"name":"rpc","kind":"grpc","target":"orders.internal:50051 (shop.Orders)","interval":30000,"timeout":5000,"settings":{"address":"orders.internal:50051","service":"shop.Orders"},"unhealthy_after":3,"healthy_after":1},{"name":"server","kind":"grpc","target":"orders.internal:50051","interval":30000,"timeout":5000,"settings":{"address":"orders.internal:50051","service":""},"unhealthy_after":3,"healthy_after":1},{"name":"db","kind":"postgres","target":"postgres://shop:***@db.internal:5432/shop","interval":30000,"timeout":5000,"settings":{"dsn":"postgres://shop:pw@db.internal:5432/shop"},"unhealthy_after":3,"healthy_after":1},{"name":"cache","kind":"redis","target":"redis://:***@cache.internal:6379/3","interval":30000,"timeout":5000,"settings":{"url":"redis://:pw@cache.internal:6379/3"},"unhealthy_after":3,"healthy_after":1},{"name":"bus","kind":"mqtt","target":"mqtt.internal:1883","interval":30000,"timeout":5000,"settings":{"address":"mqtt.internal:1883"},"unhealthy_after":3,"healthy_after":1},{"name":"cron","kind":"heartbeat","target":"heartbeat within 5m","interval":30000,"timeout":5000,"settings":{"grace":"5m"},"unhealthy_after":3,"healthy_after":1},{"name":"containers","kind":"container","target":"container state","interval":30000,"timeout":5000,"settings":{},"unhealthy_after":3,"healthy_after":1}],"container_selector":{},"container_template":null}"#;
+
+    #[tokio::test]
+    async fn a_catalog_stored_before_kinds_were_typed_loads_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = pharos_store::connect(&pharos_store::default_url(dir.path()))
+            .await
+            .unwrap();
+        pharos_store::migrate(&db).await.unwrap();
+        let catalog = super::super::parse(EVERY_KIND, "catalog.yaml").unwrap();
+        store_catalog(&db, catalog.clone()).await.unwrap();
+        deployment::Entity::update_many()
+            .col_expr(
+                deployment::Column::Spec,
+                sea_orm::sea_query::Expr::value(ROW_BEFORE_TYPED_KINDS),
+            )
+            .filter(deployment::Column::Id.eq("shop/prod"))
+            .exec(&db)
+            .await
+            .unwrap();
+
+        let stored = load_stored(&db).await.unwrap();
+        assert_eq!(stored.deployments, catalog.deployments);
+        // The same catalog file applied at start journals nothing.
+        assert!(diff(&stored, &catalog).is_empty());
+    }
+}

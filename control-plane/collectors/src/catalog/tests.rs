@@ -74,7 +74,7 @@ fn the_demo_catalog_checks_the_address_pharosd_listens_on() {
         let checks = &catalog.deployments[0].checks;
         checks
             .iter()
-            .map(|check| check.settings.to_string())
+            .map(|check| format!("{:?}", check.kind))
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -278,8 +278,7 @@ prometheus_backends:
     assert!(found[1].contains("/no/such/ca.pem"), "{found:?}");
 }
 
-/// The probes' settings mirrors accept everything the catalog stores: every field of
-/// every kind, through the real catalog parser.
+/// Every field of every kind, through the real catalog parser, makes a probe.
 #[test]
 fn every_catalog_setting_builds() {
     let dir = tempfile::tempdir().unwrap();
@@ -349,5 +348,147 @@ projects:
     let demo = parse(&demo_text, "demo").unwrap();
     for check in demo.deployments.iter().flat_map(|d| &d.checks) {
         probe::build(check).unwrap_or_else(|e| panic!("demo check {}: {e}", check.name));
+    }
+}
+
+const BAD_SETTINGS: &str = r#"environments:
+  - id: prod
+projects:
+  - id: shop
+    deployments:
+      - environment: prod
+        checks:
+          - name: a
+            http: {url: 'http://h/', json: {pointer: status, equals: 1}}
+          - name: b
+            http: {url: 'http://h/', degraded_after: fast}
+          - name: c
+            http: {url: 'https://h/', ca_file: /no/such/ca.pem}
+          - name: d
+            http: {url: 'http://h/', method: 'GE T'}
+          - name: e
+            http: {url: 'http://h/', headers: {'bad header': x}}
+          - name: f
+            http: {url: 'http://h/', expect_status: [42]}
+          - name: g
+            grpc: {address: 'h'}
+          - name: h
+            postgres: {dsn: 'mysql://u:pw@h/db'}
+          - name: i
+            redis: {url: 'rediss://h'}
+          - name: j
+            mqtt: {address: 'h:0'}
+          - name: k
+            heartbeat: {grace: soon}
+          - name: l
+            tcp: {address: 'h:1'}
+            container: {}
+          - name: m
+            http: {url: 'http://h/', body_regex: '(['}
+          - name: n
+            http: {url: 'ftp://h/'}
+"#;
+
+/// Settings problems of every kind, each at its field and place, worded as when the
+/// probes read their settings from JSON (these strings were recorded then).
+#[test]
+fn settings_problems_keep_their_place_and_wording() {
+    let expected = [
+        (
+            "9:54",
+            "[0].http.json.pointer: invalid JSON pointer \"status\": it must be empty or start with '/' (RFC 6901), such as \"/status\"",
+        ),
+        (
+            "11:54",
+            "[1].http.degraded_after: invalid degraded_after \"fast\" (expected number at 0); use forms such as 500ms, 10s, 1m",
+        ),
+        (
+            "13:48",
+            "[2].http.ca_file: ca_file \"/no/such/ca.pem\": cannot read it: ",
+        ),
+        ("15:46", "[3].http.method: invalid HTTP method \"GE T\""),
+        (
+            "17:47",
+            "[4].http.headers: invalid HTTP header \"bad header\": not a valid header name",
+        ),
+        (
+            "19:53",
+            "[5].http.expect_status: invalid expect_status 42: HTTP status codes run from 100 to 599",
+        ),
+        (
+            "21:29",
+            "[6].grpc.address: invalid address \"h\": expected HOST:PORT, such as db.internal:5432",
+        ),
+        (
+            "23:29",
+            "[7].postgres.dsn: invalid PostgreSQL DSN \"mysql://u:***@h/db\": not a postgres:// URL; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=..]",
+        ),
+        (
+            "25:26",
+            "[8].redis.url: invalid URL \"rediss://h\": TLS (rediss://) is not supported",
+        ),
+        (
+            "27:29",
+            "[9].mqtt.address: invalid address \"h:0\": the port must be a number from 1 to 65535",
+        ),
+        (
+            "29:32",
+            "[10].heartbeat.grace: invalid duration \"soon\"; use forms such as 30s or 5m",
+        ),
+        (
+            "29:32",
+            "[10].heartbeat.grace: invalid grace \"soon\" (expected number at 0); use forms such as 500ms, 10s, 1m",
+        ),
+        (
+            "30:17",
+            "[11]: a check needs exactly one kind (http, tcp, grpc, postgres, redis, mqtt, heartbeat or container); found tcp, container",
+        ),
+        (
+            "34:50",
+            "[12].http.body_regex: invalid body_regex \"([\": regex parse error:",
+        ),
+        (
+            "36:25",
+            "[13].http.url: invalid URL \"ftp://h/\": unsupported scheme \"ftp\": use http or https",
+        ),
+    ];
+    let found = problems(BAD_SETTINGS);
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for (problem, (place, check)) in found.iter().zip(expected) {
+        let expected = format!("catalog.yaml:{place}: projects[0].deployments[0].checks{check}");
+        assert!(
+            problem.starts_with(&expected),
+            "{problem:?}\nexpected {expected:?}"
+        );
+    }
+    // Complete messages, where nothing depends on the platform or the regex crate.
+    assert!(found[0].ends_with("such as \"/status\""), "{}", found[0]);
+    assert!(found[14].ends_with("use http or https"), "{}", found[14]);
+
+    // Fields a kind does not have stop the parse, at their own place.
+    for (from, to, expected) in [
+        (
+            "http: {url: 'http://h/', degraded_after: fast}",
+            "http: {url: 'http://h/', timeout: 1s}",
+            "catalog.yaml:11:38: projects[0].deployments[0].checks[1].http.timeout: unknown field `timeout`, expected one of `url`, `method`, `headers`, `expect_status`, `body_contains`, `body_regex`, `degraded_after`, `min_tls_days`, `json`, `ca_file`",
+        ),
+        (
+            "grpc: {address: 'h'}",
+            "grpc: {address: 'h:1', services: x}",
+            "catalog.yaml:21:36: projects[0].deployments[0].checks[6].grpc.services: unknown field `services`, expected `address` or `service`",
+        ),
+        (
+            "container: {}",
+            "container: {label: x}",
+            "catalog.yaml:32:25: projects[0].deployments[0].checks[11].container.label: unknown field `label`, there are no fields",
+        ),
+        (
+            "heartbeat: {grace: soon}",
+            "heartbeat: {}",
+            "catalog.yaml:29:24: projects[0].deployments[0].checks[10].heartbeat: missing field `grace`",
+        ),
+    ] {
+        let found = problems(&BAD_SETTINGS.replace(from, to));
+        assert_eq!(found, [expected], "{to}");
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::file::{CatalogFile, CheckFile};
 use crate::health::probe::ProbeError;
 use pharos_core::domain::{
-    Catalog, CheckSpec, Deployment, Environment, PortAllocation, PortRange, PortType, Project,
+    Catalog, CheckKind, CheckSpec, Deployment, Environment, PortAllocation, PortRange, PortType,
+    Project,
 };
 
 type Issues = Vec<(String, String)>;
@@ -291,53 +292,33 @@ fn parse_duration(
 }
 
 fn check_spec(issues: &mut Issues, path: &str, check: &CheckFile) -> Option<CheckSpec> {
-    let mut kinds: Vec<(&str, String, serde_json::Value)> = Vec::new();
-    if let Some(http) = &check.http {
-        kinds.push(("http", http.url.clone(), json(http)));
-    }
-    if let Some(tcp) = &check.tcp {
-        kinds.push(("tcp", tcp.address.clone(), json(tcp)));
-    }
-    if let Some(grpc) = &check.grpc {
-        let target = if grpc.service.is_empty() {
-            grpc.address.clone()
-        } else {
-            format!("{} ({})", grpc.address, grpc.service)
-        };
-        kinds.push(("grpc", target, json(grpc)));
-    }
-    if let Some(postgres) = &check.postgres {
-        kinds.push((
-            "postgres",
-            pharos_store::redact(&postgres.dsn),
-            json(postgres),
+    if let Some(heartbeat) = &check.heartbeat
+        && humantime::parse_duration(&heartbeat.grace).is_err()
+    {
+        issues.push((
+            format!("{path}.heartbeat.grace"),
+            format!(
+                "invalid duration {:?}; use forms such as 30s or 5m",
+                heartbeat.grace
+            ),
         ));
     }
-    if let Some(redis) = &check.redis {
-        kinds.push(("redis", pharos_store::redact(&redis.url), json(redis)));
-    }
-    if let Some(mqtt) = &check.mqtt {
-        kinds.push(("mqtt", mqtt.address.clone(), json(mqtt)));
-    }
-    if let Some(heartbeat) = &check.heartbeat {
-        if humantime::parse_duration(&heartbeat.grace).is_err() {
-            issues.push((
-                format!("{path}.heartbeat.grace"),
-                format!(
-                    "invalid duration {:?}; use forms such as 30s or 5m",
-                    heartbeat.grace
-                ),
-            ));
-        }
-        kinds.push((
-            "heartbeat",
-            format!("heartbeat within {}", heartbeat.grace),
-            json(heartbeat),
-        ));
-    }
-    if let Some(container) = &check.container {
-        kinds.push(("container", "container state".to_owned(), json(container)));
-    }
+    let mut kinds: Vec<CheckKind> = [
+        check
+            .http
+            .clone()
+            .map(|http| CheckKind::Http(Box::new(http))),
+        check.tcp.clone().map(CheckKind::Tcp),
+        check.grpc.clone().map(CheckKind::Grpc),
+        check.postgres.clone().map(CheckKind::Postgres),
+        check.redis.clone().map(CheckKind::Redis),
+        check.mqtt.clone().map(CheckKind::Mqtt),
+        check.heartbeat.clone().map(CheckKind::Heartbeat),
+        check.container.as_ref().map(|_| CheckKind::Container),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if kinds.len() != 1 {
         issues.push((
             path.to_owned(),
@@ -346,13 +327,13 @@ fn check_spec(issues: &mut Issues, path: &str, check: &CheckFile) -> Option<Chec
                 if kinds.is_empty() {
                     "none".to_owned()
                 } else {
-                    kinds.iter().map(|(kind, ..)| *kind).collect::<Vec<_>>().join(", ")
+                    kinds.iter().map(CheckKind::as_str).collect::<Vec<_>>().join(", ")
                 }
             ),
         ));
         return None;
     }
-    let (kind, target, settings) = kinds.pop()?;
+    let kind = kinds.pop()?;
     let interval = parse_duration(
         issues,
         format!("{path}.interval"),
@@ -400,17 +381,15 @@ fn check_spec(issues: &mut Issues, path: &str, check: &CheckFile) -> Option<Chec
         unhealthy_after,
         healthy_after,
         name: check.name.clone(),
-        kind: kind.to_owned(),
-        target,
+        kind,
         interval,
         timeout,
-        settings,
     };
     // A definition the prober cannot run (bad URL, regex, CA file...) is rejected here,
     // with the field, rather than failing quietly at run time.
     if let Err(err) = crate::health::probe::build(&spec) {
         issues.push((
-            format!("{path}.{kind}{}", probe_error_field(&err)),
+            format!("{path}.{}.{}", spec.kind_name(), probe_error_field(&err)),
             err.to_string(),
         ));
         return None;
@@ -418,9 +397,9 @@ fn check_spec(issues: &mut Issues, path: &str, check: &CheckFile) -> Option<Chec
     Some(spec)
 }
 
-/// The settings field a probe error is about, as a path suffix.
-fn probe_error_field(err: &ProbeError) -> String {
-    let field = match err {
+/// The settings field a probe error is about.
+fn probe_error_field(err: &ProbeError) -> &'static str {
+    match err {
         ProbeError::BadDsn { .. } => "dsn",
         ProbeError::BadUrl { .. } => "url",
         ProbeError::CaFile { .. } => "ca_file",
@@ -431,12 +410,5 @@ fn probe_error_field(err: &ProbeError) -> String {
         ProbeError::BadRegex { .. } => "body_regex",
         ProbeError::BadPointer(_) => "json.pointer",
         ProbeError::BadDuration { field, .. } => field,
-        _ => return String::new(),
-    };
-    format!(".{field}")
-}
-
-/// The kind-specific settings as stored with the check.
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+    }
 }

@@ -268,7 +268,7 @@ impl HealthEngine {
                 project_id: deployment.project_id.clone(),
                 environment: deployment.environment.clone(),
                 name: spec.name.clone(),
-                kind: spec.kind.clone(),
+                kind: spec.kind_name().to_owned(),
                 status: machine.status,
                 previous_status: None,
                 flapping: machine.flapping,

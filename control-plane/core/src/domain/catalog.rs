@@ -54,7 +54,7 @@ pub struct Project {
 pub struct Deployment {
     pub project_id: String,
     pub environment: String,
-    pub checks: Vec<CheckSpec>,
+    pub checks: Vec<super::CheckSpec>,
     pub container_selector: BTreeMap<String, String>,
     /// How ScaleDeployment creates containers; `None`: the deployment cannot scale up.
     #[serde(default)]
@@ -82,35 +82,6 @@ impl Deployment {
     pub fn id(&self) -> String {
         format!("{}/{}", self.project_id, self.environment)
     }
-}
-
-/// A health check as the catalog declares it. The health engine runs it; the catalog only
-/// validates and stores it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckSpec {
-    pub name: String,
-    pub kind: String,
-    pub target: String,
-    #[serde(with = "duration_millis")]
-    pub interval: Duration,
-    #[serde(with = "duration_millis")]
-    pub timeout: Duration,
-    /// The kind-specific settings exactly as written in the catalog.
-    pub settings: serde_json::Value,
-    /// Consecutive failing runs before the check turns unhealthy.
-    #[serde(default = "default_unhealthy_after")]
-    pub unhealthy_after: u32,
-    /// Consecutive passing runs before an unhealthy check turns healthy again.
-    #[serde(default = "default_healthy_after")]
-    pub healthy_after: u32,
-}
-
-pub const fn default_unhealthy_after() -> u32 {
-    3
-}
-
-pub const fn default_healthy_after() -> u32 {
-    1
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +132,7 @@ impl PortType {
     }
 }
 
-mod duration_millis {
+pub(super) mod duration_millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -2,13 +2,18 @@
 //! and the storage layer convert to and from these.
 
 mod catalog;
+mod check;
 mod event;
 mod health;
 mod metrics;
 
 pub use catalog::{
-    Catalog, CheckSpec, ContainerTemplate, Deployment, Environment, PortAllocation, PortRange,
-    PortType, Project, default_healthy_after, default_unhealthy_after,
+    Catalog, ContainerTemplate, Deployment, Environment, PortAllocation, PortRange, PortType,
+    Project,
+};
+pub use check::{
+    AddressCheck, CheckKind, CheckSpec, ContainerCheck, GrpcCheck, HeartbeatCheck, HttpCheck,
+    JsonCondition, PostgresCheck, RedisCheck, default_healthy_after, default_unhealthy_after,
 };
 pub use event::{Event, Severity};
 pub use health::{CheckHealth, CheckResult, DeploymentHealth, HealthStatus, check_id};

@@ -57,8 +57,8 @@ pub fn deployment(deployment: &Deployment, ports: &[&PortAllocation]) -> pb::Dep
 pub fn check_definition(check: &CheckSpec) -> pb::CheckDefinition {
     pb::CheckDefinition {
         name: check.name.clone(),
-        kind: check.kind.clone(),
-        target: check.target.clone(),
+        kind: check.kind_name().to_owned(),
+        target: check.target(),
         interval: prost_types::Duration::try_from(check.interval).ok(),
         timeout: prost_types::Duration::try_from(check.timeout).ok(),
     }
