@@ -115,7 +115,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
 
     let (sync, view) = match CatalogSync::start(
         settings.catalog.clone(),
-        db.clone(),
+        storage::catalog::CatalogRows::new(db.clone()),
         writer_handle.clone(),
         position.head,
         addr,
@@ -130,7 +130,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         }
     };
 
-    let (history_writer, history_sender) = HistoryWriter::new(db.clone(), settings.history_flush);
+    let check_history = storage::history::CheckHistory::new(db.clone());
+    let (history_writer, history_sender) =
+        HistoryWriter::new(check_history.clone(), settings.history_flush);
     let history_task = tokio::spawn(history_writer.run(writer_stop.clone()));
     let (mut engine, health_state, heartbeats) = HealthEngine::new(
         view.clone(),
@@ -166,10 +168,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let (audit, audit_queue) = AuditLog::new();
     engine.prepare().await;
     let probe_stats = engine.stats();
-    let history = HistoryStore::new(db.clone());
+    let history = HistoryStore::new(check_history);
 
     let metric_store = Arc::new(crate::metrics::store::MetricStore::new(
-        db.clone(),
+        storage::metric_rollups::MetricRollups::new(db.clone()),
         Default::default(),
     ));
     let (scraper, scrape_targets) = crate::metrics::scrape::Scraper::new(
@@ -181,7 +183,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let (capacity_sampler, capacity) = crate::capacity::Sampler::new(
         settings.capacity.clone(),
         settings.data_dir.clone(),
-        db.clone(),
+        storage::capacity::DatabaseSize::new(db.clone()),
         view.clone(),
         containers.clone(),
         metric_store.clone(),

@@ -8,6 +8,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
 use pharos_hub::WatchEnd;
+use pharos_store::QueryError;
 
 /// Errors raised by the API adapters themselves (request checks), or passed through.
 #[derive(Debug, thiserror::Error)]
@@ -16,12 +17,19 @@ pub enum ApiError {
     InvalidArgument(String),
     #[error("{0}")]
     NotFound(String),
-    /// A database read the request needs did not answer.
+    /// A database read the request needs failed.
     #[error("the {what} database did not answer: {source}")]
     Store {
         what: &'static str,
         #[source]
-        source: sea_orm::DbErr,
+        source: QueryError,
+    },
+    /// A series the request reads could not be read.
+    #[error("reading {series}: {source}")]
+    Read {
+        series: &'static str,
+        #[source]
+        source: QueryError,
     },
     #[error(transparent)]
     Watch(#[from] WatchEnd),
@@ -32,7 +40,7 @@ impl CodedError for ApiError {
         match self {
             ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             ApiError::NotFound(_) => ErrorCode::NotFound,
-            ApiError::Store { .. } => ErrorCode::Unavailable,
+            ApiError::Store { source, .. } | ApiError::Read { source, .. } => source.code(),
             ApiError::Watch(end) => end.code(),
         }
     }
