@@ -33,10 +33,16 @@ KEPT_OUT = {
     "pharos-core": {"tonic", "prost", "sea-orm", "sqlx", "bollard", "axum", "hyper", "tokio"},
     "pharos-probes": {"sea-orm", "sea-orm-migration", "bollard", "axum", "tonic-web"},
     "pharos-hub": {"tonic", "prost", "pharos-proto", "sea-orm", "bollard", "axum", "hyper"},
-    # Collectors know neither the wire contract nor a server framework.
-    "pharos-collectors": {"tonic", "prost", "pharos-proto", "axum", "tower"},
+    # Collectors know neither the wire contract nor a server framework, and reach
+    # pharosd's database only through the store.
+    "pharos-collectors": {
+        "tonic", "prost", "pharos-proto", "axum", "tower", "sea-orm", "sea-orm-migration",
+    },
     # The store speaks SQL only: no gRPC, HTTP or container engine.
     "pharos-store": {"tonic", "prost", "pharos-proto", "bollard", "axum", "hyper"},
+    # The gRPC layer and pharosd reach the database only through the store.
+    "pharos-grpc": {"sea-orm", "sea-orm-migration"},
+    "pharos-control-plane": {"sea-orm", "sea-orm-migration"},
     # The CLI talks to pharosd over the API only.
     "pharos-cli": {"pharos-control-plane", "pharos-core", "pharos-probes", "sea-orm"},
 }

@@ -155,7 +155,7 @@ pub async fn start_with_failpoints(
 
     let (sync, view) = match CatalogSync::start(
         settings.catalog.clone(),
-        db.clone(),
+        storage::catalog::CatalogRows::new(db.clone()),
         writer_handle.clone(),
         position.head,
         addr,
@@ -174,7 +174,9 @@ pub async fn start_with_failpoints(
         }
     };
 
-    let (history_writer, history_sender) = HistoryWriter::new(db.clone(), settings.history_flush);
+    let check_history = storage::history::CheckHistory::new(db.clone());
+    let (history_writer, history_sender) =
+        HistoryWriter::new(check_history.clone(), settings.history_flush);
     supervisor.stop_pharosd_on_failure("history-writer", &writer_stop, |stop| {
         history_writer.run(stop)
     });
@@ -212,10 +214,10 @@ pub async fn start_with_failpoints(
     let (audit, audit_queue) = AuditLog::new();
     engine.prepare().await;
     let probe_stats = engine.stats();
-    let history = HistoryStore::new(db.clone());
+    let history = HistoryStore::new(check_history);
 
     let metric_store = Arc::new(crate::metrics::store::MetricStore::new(
-        db.clone(),
+        storage::metric_rollups::MetricRollups::new(db.clone()),
         Default::default(),
     ));
     let (scraper, scrape_targets) = crate::metrics::scrape::Scraper::new(
@@ -227,7 +229,7 @@ pub async fn start_with_failpoints(
     let (capacity_sampler, capacity) = crate::capacity::Sampler::new(
         settings.capacity.clone(),
         settings.data_dir.clone(),
-        db.clone(),
+        storage::capacity::DatabaseSize::new(db.clone()),
         view.clone(),
         containers.clone(),
         metric_store.clone(),

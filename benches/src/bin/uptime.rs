@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed()
     );
 
-    let store = HistoryStore::new(db.clone());
+    let store = HistoryStore::new(storage::history::CheckHistory::new(db.clone()));
     let rollups = store.window(&[], Resolution::Day, args.days, false).await?;
     let raw = raw_uptime(&db, args.days).await?;
     ensure!(
@@ -107,10 +107,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Median and max wall time of `rounds` runs.
-async fn time<F, Fut>(rounds: usize, mut run: F) -> anyhow::Result<(Duration, Duration)>
+async fn time<F, Fut, E>(rounds: usize, mut run: F) -> anyhow::Result<(Duration, Duration)>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<usize, sea_orm::DbErr>>,
+    Fut: std::future::Future<Output = Result<usize, E>>,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {

@@ -1,14 +1,22 @@
 //! Pharos' store: the only crate that speaks SQL through SeaORM. The connection and
 //! schema (SQLite embedded by default, PostgreSQL for production and several replicas,
-//! the same migrations for both), the journal and its one writer, event history,
-//! operations and their audit, bulk export, and the decoding of every stored row.
+//! the same migrations for both), the journal and its one writer, the catalog's tables,
+//! check history and its rollups, metric rollups, event history, operations and their
+//! audit, bulk export, the database's own size, and the decoding of every stored row.
 
+pub mod capacity;
+pub mod catalog;
 pub mod entities;
+mod error;
 pub mod events;
 pub mod export;
+pub mod history;
 pub mod journal;
+pub mod metric_rollups;
 pub mod operations;
 pub mod rows;
+
+pub use error::QueryError;
 
 use std::path::Path;
 use std::time::Duration;

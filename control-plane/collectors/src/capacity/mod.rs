@@ -15,13 +15,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CatalogView;
 use crate::containers::{ContainerIndex, ServiceStats};
 use crate::metrics::store::{Labels, MetricStore};
+use pharos_store::capacity::DatabaseSize;
 
 pub use host::{Cpu, Host, Memory};
 pub use postgres::{PostgresCapacity, Table};
@@ -90,7 +90,7 @@ pub type Latest = watch::Receiver<Option<Arc<Snapshot>>>;
 pub struct Sampler {
     config: CapacityConfig,
     data_dir: PathBuf,
-    db: DatabaseConnection,
+    own_database: DatabaseSize,
     view: watch::Receiver<Arc<CatalogView>>,
     containers: Arc<ContainerIndex>,
     store: Arc<MetricStore>,
@@ -101,7 +101,7 @@ impl Sampler {
     pub fn new(
         config: CapacityConfig,
         data_dir: PathBuf,
-        db: DatabaseConnection,
+        own_database: DatabaseSize,
         view: watch::Receiver<Arc<CatalogView>>,
         containers: Arc<ContainerIndex>,
         store: Arc<MetricStore>,
@@ -110,7 +110,7 @@ impl Sampler {
         let sampler = Sampler {
             config,
             data_dir,
-            db,
+            own_database,
             view,
             containers,
             store,
@@ -157,7 +157,14 @@ impl Sampler {
             at_ms: crate::metrics::store::now_ms(),
             host: host::sample(cpu).await,
             disks,
-            database: own_database(&self.db).await,
+            database: OwnDatabase {
+                backend: self.own_database.backend(),
+                size: self
+                    .own_database
+                    .bytes()
+                    .await
+                    .map_err(|err| err.to_string()),
+            },
             postgres: postgres::sample(targets, self.config.largest_tables).await,
             services: self.containers.service_stats(),
         }
@@ -244,32 +251,4 @@ pub fn disk_usage(path: &std::path::Path) -> Result<DiskUsage, String> {
         used_bytes: total.saturating_sub(free),
         available_bytes: stat.blocks_available() * block,
     })
-}
-
-async fn own_database(db: &DatabaseConnection) -> OwnDatabase {
-    let backend = db.get_database_backend();
-    let (name, sql) = match backend {
-        DatabaseBackend::Postgres => (
-            "postgres",
-            "SELECT pg_database_size(current_database())::bigint AS size",
-        ),
-        _ => (
-            "sqlite",
-            "SELECT page_count * page_size AS size FROM pragma_page_count(), pragma_page_size()",
-        ),
-    };
-    let size = async {
-        let row = db
-            .query_one_raw(Statement::from_string(backend, sql))
-            .await
-            .map_err(|err| err.to_string())?
-            .ok_or_else(|| "the size query returned no row".to_owned())?;
-        let size: i64 = row.try_get("", "size").map_err(|err| err.to_string())?;
-        u64::try_from(size).map_err(|_| format!("negative size {size}"))
-    }
-    .await;
-    OwnDatabase {
-        backend: name,
-        size,
-    }
 }

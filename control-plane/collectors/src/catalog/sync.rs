@@ -8,17 +8,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::FutureExt;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryOrder, Set};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::view::CatalogView;
 use super::{CatalogError, DEMO_CATALOG};
-use pharos_core::domain::{
-    Catalog, Deployment, Environment, Event, PortAllocation, PortRange, PortType, Project, Severity,
-};
-use pharos_store::entities::{deployment, environment, port_allocation, project};
+use pharos_core::domain::{Catalog, Event, Severity};
+use pharos_store::QueryError;
+use pharos_store::catalog::CatalogRows;
 use pharos_store::journal::{Change, Object, WriteError, WriterHandle};
 
 /// Where the catalog text comes from.
@@ -63,7 +60,7 @@ pub enum SyncError {
     #[error("invalid catalog (nothing was changed):\n{0}")]
     Invalid(CatalogError),
     #[error("cannot load the stored catalog: {0}")]
-    Load(#[from] DbErr),
+    Load(#[from] QueryError),
     #[error("cannot store the catalog: {0}")]
     Write(#[from] WriteError),
 }
@@ -93,12 +90,12 @@ impl CatalogSync {
     /// nothing stored, start-up fails with the problems.
     pub async fn start(
         source: CatalogSource,
-        db: DatabaseConnection,
+        rows: CatalogRows,
         writer: WriterHandle,
         head: u64,
         listen: SocketAddr,
     ) -> Result<(CatalogSync, watch::Receiver<Arc<CatalogView>>), SyncError> {
-        let stored = load_stored(&db).await?;
+        let stored = rows.load().await?;
         let has_stored = !stored.environments.is_empty() || !stored.projects.is_empty();
         let (view, receiver) = watch::channel(Arc::new(CatalogView::new(stored, head)));
         let mut sync = CatalogSync {
@@ -221,7 +218,7 @@ impl CatalogSync {
             .writer
             .append_with(
                 changes,
-                Box::new(move |txn| store_catalog(txn, rows).boxed()),
+                Box::new(move |txn| CatalogRows::write_in(txn, rows)),
             )
             .await?;
         tracing::info!(catalog = %self.source.name(), revision, "{summary}");
@@ -290,136 +287,11 @@ fn objects(catalog: &Catalog) -> Vec<Object> {
         .collect()
 }
 
-async fn store_catalog<C: ConnectionTrait>(txn: &C, catalog: Catalog) -> Result<(), DbErr> {
-    port_allocation::Entity::delete_many().exec(txn).await?;
-    deployment::Entity::delete_many().exec(txn).await?;
-    project::Entity::delete_many().exec(txn).await?;
-    environment::Entity::delete_many().exec(txn).await?;
-    for (position, env) in catalog.environments.iter().enumerate() {
-        environment::Entity::insert(environment::ActiveModel {
-            id: Set(env.id.clone()),
-            name: Set(env.name.clone()),
-            port_range_start: Set(env.port_range.map(|r| i32::from(r.start))),
-            port_range_end: Set(env.port_range.map(|r| i32::from(r.end))),
-            position: Set(position as i32),
-        })
-        .exec(txn)
-        .await?;
-    }
-    for (position, p) in catalog.projects.iter().enumerate() {
-        project::Entity::insert(project::ActiveModel {
-            id: Set(p.id.clone()),
-            name: Set(p.name.clone()),
-            project_type: Set(p.project_type.clone()),
-            subdomain: Set(p.subdomain.clone()),
-            description: Set(p.description.clone()),
-            position: Set(position as i32),
-        })
-        .exec(txn)
-        .await?;
-    }
-    for (position, d) in catalog.deployments.iter().enumerate() {
-        deployment::Entity::insert(deployment::ActiveModel {
-            id: Set(d.id()),
-            project_id: Set(d.project_id.clone()),
-            environment: Set(d.environment.clone()),
-            spec: Set(serde_json::to_string(d).map_err(|err| DbErr::Custom(err.to_string()))?),
-            position: Set(position as i32),
-        })
-        .exec(txn)
-        .await?;
-    }
-    for port in &catalog.ports {
-        port_allocation::Entity::insert(port_allocation::ActiveModel {
-            environment: Set(port.environment.clone()),
-            port: Set(i32::from(port.port)),
-            port_type: Set(port.port_type.as_str().to_owned()),
-            project_id: Set(port.project_id.clone()),
-            service: Set(port.service.clone()),
-        })
-        .exec(txn)
-        .await?;
-    }
-    Ok(())
-}
-
-/// The catalog the previous run stored.
-async fn load_stored(db: &DatabaseConnection) -> Result<Catalog, DbErr> {
-    let environments = environment::Entity::find()
-        .order_by_asc(environment::Column::Position)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|row| Environment {
-            id: row.id,
-            name: row.name,
-            port_range: row
-                .port_range_start
-                .zip(row.port_range_end)
-                .map(|(start, end)| PortRange {
-                    start: start as u16,
-                    end: end as u16,
-                }),
-        })
-        .collect();
-    let deployments: Vec<Deployment> = deployment::Entity::find()
-        .order_by_asc(deployment::Column::Position)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|row| {
-            serde_json::from_str(&row.spec)
-                .map_err(|err| DbErr::Custom(format!("deployment {}: {err}", row.id)))
-        })
-        .collect::<Result<_, _>>()?;
-    let projects = project::Entity::find()
-        .order_by_asc(project::Column::Position)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|row| Project {
-            environments: deployments
-                .iter()
-                .filter(|d| d.project_id == row.id)
-                .map(|d| d.environment.clone())
-                .collect(),
-            id: row.id,
-            name: row.name,
-            project_type: row.project_type,
-            subdomain: row.subdomain,
-            description: row.description,
-        })
-        .collect();
-    let ports = port_allocation::Entity::find()
-        .order_by_asc(port_allocation::Column::Environment)
-        .order_by_asc(port_allocation::Column::Port)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok(PortAllocation {
-                port_type: PortType::parse(&row.port_type).ok_or_else(|| {
-                    DbErr::Custom(format!("unknown port type {:?}", row.port_type))
-                })?,
-                environment: row.environment,
-                port: row.port as u16,
-                project_id: row.project_id,
-                service: row.service,
-            })
-        })
-        .collect::<Result<_, DbErr>>()?;
-    Ok(Catalog {
-        environments,
-        projects,
-        deployments,
-        ports,
-        metrics: Default::default(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ColumnTrait, QueryFilter};
+    use pharos_store::catalog::CatalogRows;
+    use pharos_store::entities::deployment;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
     use super::*;
 
@@ -475,7 +347,10 @@ projects:
             .unwrap();
         pharos_store::migrate(&db).await.unwrap();
         let catalog = super::super::parse(EVERY_KIND, "catalog.yaml").unwrap();
-        store_catalog(&db, catalog.clone()).await.unwrap();
+        let txn = db.begin().await.unwrap();
+        CatalogRows::write_in(&txn, catalog.clone()).await.unwrap();
+        txn.commit().await.unwrap();
+        // The row as the version with untyped check settings wrote it.
         deployment::Entity::update_many()
             .col_expr(
                 deployment::Column::Spec,
@@ -486,7 +361,7 @@ projects:
             .await
             .unwrap();
 
-        let stored = load_stored(&db).await.unwrap();
+        let stored = CatalogRows::new(db).load().await.unwrap();
         assert_eq!(stored.deployments, catalog.deployments);
         // The same catalog file applied at start journals nothing.
         assert!(diff(&stored, &catalog).is_empty());

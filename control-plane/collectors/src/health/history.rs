@@ -1,54 +1,21 @@
 //! Check results and their rollups. Every result is written (in batches) to
 //! `check_results`; rollups per minute, hour and day keep counts by outcome and a latency
 //! histogram, so uptime and percentiles over 1 h, 24 h, 7 d and 30 d read a few dozen
-//! rows per check, not every result.
+//! rows per check, not every result. The rows are the store's
+//! ([`pharos_store::history`]); what goes into them, and when, is decided here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
-};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use pharos_core::domain::Resolution;
 use pharos_core::domain::{CheckResult, HealthStatus};
-use pharos_store::entities::{check_result, check_rollup};
+use pharos_store::QueryError;
+pub use pharos_store::history::ResultsPage;
+use pharos_store::history::{CheckHistory, RollupBucket, RollupCounts};
 use pharos_store::journal::now_micros;
-
-/// A rollup's time resolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Resolution {
-    Minute,
-    Hour,
-    Day,
-}
-
-impl Resolution {
-    pub const ALL: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
-
-    fn code(self) -> &'static str {
-        match self {
-            Resolution::Minute => "m",
-            Resolution::Hour => "h",
-            Resolution::Day => "d",
-        }
-    }
-
-    fn width_micros(self) -> i64 {
-        match self {
-            Resolution::Minute => 60_000_000,
-            Resolution::Hour => 3_600_000_000,
-            Resolution::Day => 86_400_000_000,
-        }
-    }
-
-    fn bucket(self, at_micros: i64) -> i64 {
-        at_micros - at_micros.rem_euclid(self.width_micros())
-    }
-}
 
 /// The windows reported per check, each read from the coarsest rollup that fits it.
 pub const WINDOWS: [(&str, Resolution, i64); 4] = [
@@ -111,18 +78,16 @@ impl LatencyHistogram {
         None
     }
 
-    fn encode(&self) -> String {
-        self.counts
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+    /// Runs per bucket, as stored.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
     }
 
-    fn decode(text: &str) -> LatencyHistogram {
+    /// The histogram of stored `counts`; missing buckets count zero.
+    pub fn from_counts(counts: &[u64]) -> LatencyHistogram {
         let mut histogram = LatencyHistogram::default();
-        for (slot, value) in histogram.counts.iter_mut().zip(text.split(',')) {
-            *slot = value.parse().unwrap_or(0);
+        for (slot, value) in histogram.counts.iter_mut().zip(counts) {
+            *slot = *value;
         }
         histogram
     }
@@ -162,13 +127,23 @@ impl Rollup {
         (self.runs > 0).then(|| (self.healthy + self.degraded) as f64 * 100.0 / self.runs as f64)
     }
 
-    fn from_row(row: &check_rollup::Model) -> Rollup {
+    fn from_counts(counts: &RollupCounts) -> Rollup {
         Rollup {
-            runs: row.runs as u64,
-            healthy: row.healthy as u64,
-            degraded: row.degraded as u64,
-            unhealthy: row.unhealthy as u64,
-            latency: LatencyHistogram::decode(&row.latency_histogram),
+            runs: counts.runs,
+            healthy: counts.healthy,
+            degraded: counts.degraded,
+            unhealthy: counts.unhealthy,
+            latency: LatencyHistogram::from_counts(&counts.latency),
+        }
+    }
+
+    fn counts(&self) -> RollupCounts {
+        RollupCounts {
+            runs: self.runs,
+            healthy: self.healthy,
+            degraded: self.degraded,
+            unhealthy: self.unhealthy,
+            latency: self.latency.counts().to_vec(),
         }
     }
 }
@@ -196,19 +171,12 @@ impl Default for Retention {
 /// Reads of the history.
 #[derive(Clone)]
 pub struct HistoryStore {
-    db: DatabaseConnection,
-}
-
-/// A page of results and where the next one starts.
-pub struct ResultsPage {
-    pub results: Vec<CheckResult>,
-    /// (at_micros, id) of the last result, when more follow.
-    pub next: Option<(i64, i64)>,
+    history: CheckHistory,
 }
 
 impl HistoryStore {
-    pub fn new(db: DatabaseConnection) -> HistoryStore {
-        HistoryStore { db }
+    pub fn new(history: CheckHistory) -> HistoryStore {
+        HistoryStore { history }
     }
 
     /// Results of `check_id` in `[start, end)`, newest first, after `after` (a cursor).
@@ -219,58 +187,15 @@ impl HistoryStore {
         end_micros: Option<i64>,
         after: Option<(i64, i64)>,
         limit: u64,
-    ) -> Result<ResultsPage, DbErr> {
-        let mut query =
-            check_result::Entity::find().filter(check_result::Column::CheckId.eq(check_id));
-        if let Some(start) = start_micros {
-            query = query.filter(check_result::Column::AtMicros.gte(start));
-        }
-        if let Some(end) = end_micros {
-            query = query.filter(check_result::Column::AtMicros.lt(end));
-        }
-        if let Some((at, id)) = after {
-            query = query.filter(
-                Condition::any()
-                    .add(check_result::Column::AtMicros.lt(at))
-                    .add(
-                        Condition::all()
-                            .add(check_result::Column::AtMicros.eq(at))
-                            .add(check_result::Column::Id.lt(id)),
-                    ),
-            );
-        }
-        let mut rows = query
-            .order_by_desc(check_result::Column::AtMicros)
-            .order_by_desc(check_result::Column::Id)
-            .limit(limit + 1)
-            .all(&self.db)
-            .await?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next = more
-            .then(|| rows.last().map(|row| (row.at_micros, row.id)))
-            .flatten();
-        Ok(ResultsPage {
-            results: rows
-                .into_iter()
-                .map(pharos_store::rows::check_result)
-                .collect(),
-            next,
-        })
+    ) -> Result<ResultsPage, QueryError> {
+        self.history
+            .results(check_id, start_micros, end_micros, after, limit)
+            .await
     }
 
     /// The latest unhealthy results of any check, newest first.
-    pub async fn recent_failures(&self, limit: u64) -> Result<Vec<CheckResult>, DbErr> {
-        let rows = check_result::Entity::find()
-            .filter(check_result::Column::Outcome.eq(HealthStatus::Unhealthy.as_str()))
-            .order_by_desc(check_result::Column::AtMicros)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(pharos_store::rows::check_result)
-            .collect())
+    pub async fn recent_failures(&self, limit: u64) -> Result<Vec<CheckResult>, QueryError> {
+        self.history.recent_failures(limit).await
     }
 
     /// Each check's rollup over the last `buckets` buckets of `resolution`, with
@@ -281,68 +206,45 @@ impl HistoryStore {
         resolution: Resolution,
         buckets: i64,
         with_latency: bool,
-    ) -> Result<HashMap<String, Rollup>, DbErr> {
+    ) -> Result<HashMap<String, Rollup>, QueryError> {
         let since = resolution.bucket(now_micros()) - (buckets - 1) * resolution.width_micros();
-        let mut query = check_rollup::Entity::find()
-            .filter(check_rollup::Column::Resolution.eq(resolution.code()))
-            .filter(check_rollup::Column::BucketStartMicros.gte(since));
-        if !check_ids.is_empty() {
-            query = query.filter(check_rollup::Column::CheckId.is_in(check_ids.iter().cloned()));
-        }
         let mut windows: HashMap<String, Rollup> = HashMap::new();
         if with_latency {
-            for row in query.all(&self.db).await? {
+            for bucket in self
+                .history
+                .buckets_since(check_ids, resolution, since)
+                .await?
+            {
                 windows
-                    .entry(row.check_id.clone())
+                    .entry(bucket.check_id)
                     .or_default()
-                    .merge(&Rollup::from_row(&row));
+                    .merge(&Rollup::from_counts(&bucket.counts));
             }
         } else {
-            // Summed in the database: one row per check instead of one per bucket.
-            let sum = |column: &str| Expr::cust(format!("CAST(SUM({column}) AS BIGINT)"));
-            let rows: Vec<(String, i64, i64, i64, i64)> = query
-                .select_only()
-                .column(check_rollup::Column::CheckId)
-                .column_as(sum("runs"), "runs")
-                .column_as(sum("healthy"), "healthy")
-                .column_as(sum("degraded"), "degraded")
-                .column_as(sum("unhealthy"), "unhealthy")
-                .group_by(check_rollup::Column::CheckId)
-                .into_tuple()
-                .all(&self.db)
-                .await?;
-            for (check_id, runs, healthy, degraded, unhealthy) in rows {
-                windows.insert(
-                    check_id,
-                    Rollup {
-                        runs: runs as u64,
-                        healthy: healthy as u64,
-                        degraded: degraded as u64,
-                        unhealthy: unhealthy as u64,
-                        latency: LatencyHistogram::default(),
-                    },
-                );
+            for (check_id, counts) in self
+                .history
+                .totals_since(check_ids, resolution, since)
+                .await?
+            {
+                windows.insert(check_id, Rollup::from_counts(&counts));
             }
         }
         Ok(windows)
     }
 
     /// Deletes what is older than the retention allows.
-    pub async fn apply_retention(&self, retention: Retention) -> Result<(), DbErr> {
+    pub async fn apply_retention(&self, retention: Retention) -> Result<(), QueryError> {
         let now = now_micros();
-        check_result::Entity::delete_many()
-            .filter(check_result::Column::AtMicros.lt(now - retention.raw.as_micros() as i64))
-            .exec(&self.db)
+        self.history
+            .delete_results_before(now - retention.raw.as_micros() as i64)
             .await?;
         for (resolution, keep) in [
             (Resolution::Minute, retention.minute),
             (Resolution::Hour, retention.hour),
             (Resolution::Day, retention.day),
         ] {
-            check_rollup::Entity::delete_many()
-                .filter(check_rollup::Column::Resolution.eq(resolution.code()))
-                .filter(check_rollup::Column::BucketStartMicros.lt(now - keep.as_micros() as i64))
-                .exec(&self.db)
+            self.history
+                .delete_buckets_before(resolution, now - keep.as_micros() as i64)
                 .await?;
         }
         Ok(())
@@ -352,7 +254,7 @@ impl HistoryStore {
 /// Writes results in batches and keeps the open rollup buckets in memory, so each flush
 /// is one transaction of inserts and upserts.
 pub struct HistoryWriter {
-    db: DatabaseConnection,
+    history: CheckHistory,
     results: mpsc::Receiver<CheckResult>,
     open: HashMap<(Resolution, i64, String), Rollup>,
     flush_every: Duration,
@@ -363,13 +265,13 @@ const FLUSH_BATCH: usize = 512;
 
 impl HistoryWriter {
     pub fn new(
-        db: DatabaseConnection,
+        history: CheckHistory,
         flush_every: Duration,
     ) -> (HistoryWriter, mpsc::Sender<CheckResult>) {
         let (sender, results) = mpsc::channel(8192);
         (
             HistoryWriter {
-                db,
+                history,
                 results,
                 open: HashMap::new(),
                 flush_every,
@@ -410,25 +312,24 @@ impl HistoryWriter {
         }
     }
 
-    async fn load_open_buckets(&mut self) -> Result<(), DbErr> {
+    async fn load_open_buckets(&mut self) -> Result<(), QueryError> {
         let now = now_micros();
         for resolution in Resolution::ALL {
-            let rows = check_rollup::Entity::find()
-                .filter(check_rollup::Column::Resolution.eq(resolution.code()))
-                .filter(check_rollup::Column::BucketStartMicros.eq(resolution.bucket(now)))
-                .all(&self.db)
-                .await?;
-            for row in rows {
+            for bucket in self
+                .history
+                .buckets_at(resolution, resolution.bucket(now))
+                .await?
+            {
                 self.open.insert(
-                    (resolution, row.bucket_start_micros, row.check_id.clone()),
-                    Rollup::from_row(&row),
+                    (resolution, bucket.bucket_start_micros, bucket.check_id),
+                    Rollup::from_counts(&bucket.counts),
                 );
             }
         }
         Ok(())
     }
 
-    async fn flush(&mut self, batch: Vec<CheckResult>) -> Result<(), DbErr> {
+    async fn flush(&mut self, batch: Vec<CheckResult>) -> Result<(), QueryError> {
         let mut touched = Vec::new();
         for result in &batch {
             for resolution in Resolution::ALL {
@@ -441,61 +342,22 @@ impl HistoryWriter {
                 touched.push(key);
             }
         }
-        touched.sort_by(|a, b| (a.0.code(), a.1, &a.2).cmp(&(b.0.code(), b.1, &b.2)));
+        touched.sort();
         touched.dedup();
-
-        let txn = self.db.begin().await?;
-        for chunk in batch.chunks(200) {
-            let rows = chunk.iter().map(|result| check_result::ActiveModel {
-                check_id: Set(result.check_id.clone()),
-                at_micros: Set(result.at_micros),
-                outcome: Set(result.outcome.as_str().to_owned()),
-                message: Set(result.message.clone()),
-                connect_micros: Set(result.connect_micros),
-                tls_micros: Set(result.tls_micros),
-                first_byte_micros: Set(result.first_byte_micros),
-                total_micros: Set(result.total_micros),
-                measurements: Set(
-                    serde_json::to_string(&result.measurements).unwrap_or_else(|_| "{}".to_owned())
-                ),
-                ..Default::default()
-            });
-            check_result::Entity::insert_many(rows).exec(&txn).await?;
-        }
-        for chunk in touched.chunks(200) {
-            let rows = chunk.iter().map(|key| {
-                let rollup = &self.open[key];
-                check_rollup::ActiveModel {
-                    resolution: Set(key.0.code().to_owned()),
-                    bucket_start_micros: Set(key.1),
-                    check_id: Set(key.2.clone()),
-                    runs: Set(rollup.runs as i64),
-                    healthy: Set(rollup.healthy as i64),
-                    degraded: Set(rollup.degraded as i64),
-                    unhealthy: Set(rollup.unhealthy as i64),
-                    latency_histogram: Set(rollup.latency.encode()),
+        let buckets: Vec<RollupBucket> = touched
+            .into_iter()
+            .map(|key| {
+                let counts = self.open[&key].counts();
+                let (resolution, bucket_start_micros, check_id) = key;
+                RollupBucket {
+                    resolution,
+                    bucket_start_micros,
+                    check_id,
+                    counts,
                 }
-            });
-            check_rollup::Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::columns([
-                        check_rollup::Column::Resolution,
-                        check_rollup::Column::BucketStartMicros,
-                        check_rollup::Column::CheckId,
-                    ])
-                    .update_columns([
-                        check_rollup::Column::Runs,
-                        check_rollup::Column::Healthy,
-                        check_rollup::Column::Degraded,
-                        check_rollup::Column::Unhealthy,
-                        check_rollup::Column::LatencyHistogram,
-                    ])
-                    .to_owned(),
-                )
-                .exec(&txn)
-                .await?;
-        }
-        txn.commit().await?;
+            })
+            .collect();
+        self.history.write(&batch, &buckets).await?;
 
         // Buckets that closed before the current one will not be written again.
         let now = now_micros();
@@ -531,7 +393,7 @@ mod tests {
             p99 >= Duration::from_micros(50_000) && p99 < Duration::from_micros(70_000),
             "{p99:?}"
         );
-        assert_eq!(LatencyHistogram::decode(&histogram.encode()), histogram);
+        assert_eq!(LatencyHistogram::from_counts(histogram.counts()), histogram);
         assert_eq!(LatencyHistogram::default().quantile(0.5), None);
     }
 
@@ -570,13 +432,13 @@ mod store_tests {
         }
     }
 
-    async fn database() -> (tempfile::TempDir, DatabaseConnection) {
+    async fn database() -> (tempfile::TempDir, CheckHistory) {
         let dir = tempfile::tempdir().unwrap();
         let db = pharos_store::connect(&pharos_store::default_url(dir.path()))
             .await
             .unwrap();
         pharos_store::migrate(&db).await.unwrap();
-        (dir, db)
+        (dir, CheckHistory::new(db))
     }
 
     #[tokio::test]

@@ -15,8 +15,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgRow, PgValueRef};
-use sea_orm::sqlx::{self, Column, ConnectOptions, Connection, Executor, Row, TypeInfo, ValueRef};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow, PgValueRef};
+use sqlx::{Column, ConnectOptions, Connection, Executor, Row, TypeInfo, ValueRef};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 

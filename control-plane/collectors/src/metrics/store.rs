@@ -12,13 +12,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
-};
-
-use pharos_store::entities::metric_rollup;
+use pharos_store::QueryError;
+use pharos_store::metric_rollups::{MetricRollups, MinuteRollup};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -181,7 +176,7 @@ pub struct StoreStats {
 
 pub struct MetricStore {
     inner: Mutex<Inner>,
-    db: DatabaseConnection,
+    rollups: MetricRollups,
     config: StoreConfig,
     pub stats: StoreStats,
 }
@@ -195,10 +190,10 @@ pub fn now_ms() -> i64 {
 }
 
 impl MetricStore {
-    pub fn new(db: DatabaseConnection, config: StoreConfig) -> MetricStore {
+    pub fn new(rollups: MetricRollups, config: StoreConfig) -> MetricStore {
         MetricStore {
             inner: Mutex::new(Inner::default()),
-            db,
+            rollups,
             config,
             stats: StoreStats::default(),
         }
@@ -383,7 +378,7 @@ impl MetricStore {
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
-    ) -> Result<Vec<SeriesPoints>, DbErr> {
+    ) -> Result<Vec<SeriesPoints>, QueryError> {
         let memory_from = now_ms() - self.config.recent.as_millis() as i64;
         let mut out = if start_ms >= memory_from {
             self.read_memory(selector, start_ms, end_ms)
@@ -434,24 +429,18 @@ impl MetricStore {
         selector: &SeriesSelector,
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<Vec<SeriesPoints>, DbErr> {
-        let rows = metric_rollup::Entity::find()
-            .filter(metric_rollup::Column::Name.eq(selector.name.clone()))
-            .filter(metric_rollup::Column::MinuteMs.gte(minute_of(start_ms)))
-            .filter(metric_rollup::Column::MinuteMs.lte(end_ms))
-            .order_by_asc(metric_rollup::Column::MinuteMs)
-            .all(&self.db)
+    ) -> Result<Vec<SeriesPoints>, QueryError> {
+        let stored = self
+            .rollups
+            .read(&selector.name, minute_of(start_ms), end_ms)
             .await?;
         let mut by_series: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
-        for row in rows {
-            let Ok(labels) = serde_json::from_str::<Labels>(&row.labels) else {
-                continue;
-            };
-            if selector.matches_labels(&labels) && row.count > 0 {
+        for minute in stored {
+            if selector.matches_labels(&minute.labels) && minute.count > 0 {
                 by_series
-                    .entry(labels)
+                    .entry(minute.labels)
                     .or_default()
-                    .insert(row.minute_ms, row.sum / row.count as f64);
+                    .insert(minute.minute_ms, minute.sum / minute.count as f64);
             }
         }
         // Minutes not yet written (and the open ones) come from memory.
@@ -501,7 +490,7 @@ impl MetricStore {
 
     /// Writes closed minutes (every minute too, with `all`, at shutdown), drops series
     /// with nothing in the memory window, and deletes rollups past the retention.
-    pub async fn flush(&self, all: bool) -> Result<usize, DbErr> {
+    pub async fn flush(&self, all: bool) -> Result<usize, QueryError> {
         let now = now_ms();
         let oldest = now - self.config.recent.as_millis() as i64;
         let pending = {
@@ -552,48 +541,27 @@ impl MetricStore {
         Ok(written)
     }
 
-    async fn write(&self, pending: &[(SeriesId, Minute)]) -> Result<(), DbErr> {
-        let txn = self.db.begin().await?;
-        for chunk in pending.chunks(500) {
-            let rows = chunk.iter().map(|(id, minute)| metric_rollup::ActiveModel {
-                series_key: Set(id.key()),
-                minute_ms: Set(minute.start_ms),
-                name: Set(id.name.clone()),
-                labels: Set(serde_json::to_string(&id.labels).unwrap_or_else(|_| "{}".into())),
-                count: Set(minute.count as i64),
-                sum: Set(minute.sum),
-                min: Set(minute.min),
-                max: Set(minute.max),
-                last: Set(minute.last),
-            });
-            metric_rollup::Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::columns([
-                        metric_rollup::Column::SeriesKey,
-                        metric_rollup::Column::MinuteMs,
-                    ])
-                    .update_columns([
-                        metric_rollup::Column::Count,
-                        metric_rollup::Column::Sum,
-                        metric_rollup::Column::Min,
-                        metric_rollup::Column::Max,
-                        metric_rollup::Column::Last,
-                    ])
-                    .to_owned(),
-                )
-                .exec(&txn)
-                .await?;
-        }
-        txn.commit().await
+    async fn write(&self, pending: &[(SeriesId, Minute)]) -> Result<(), QueryError> {
+        let minutes: Vec<MinuteRollup<'_>> = pending
+            .iter()
+            .map(|(id, minute)| MinuteRollup {
+                series_key: id.key(),
+                name: &id.name,
+                labels: &id.labels,
+                minute_ms: minute.start_ms,
+                count: minute.count,
+                sum: minute.sum,
+                min: minute.min,
+                max: minute.max,
+                last: minute.last,
+            })
+            .collect();
+        self.rollups.write(&minutes).await
     }
 
-    pub async fn apply_retention(&self) -> Result<u64, DbErr> {
+    pub async fn apply_retention(&self) -> Result<u64, QueryError> {
         let cutoff = now_ms() - self.config.retention.as_millis() as i64;
-        let result = metric_rollup::Entity::delete_many()
-            .filter(metric_rollup::Column::MinuteMs.lt(cutoff))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected)
+        self.rollups.delete_before(cutoff).await
     }
 }
 

@@ -85,6 +85,31 @@ pub struct DeploymentHealth {
     pub unknown_checks: u32,
 }
 
+/// A rollup's time resolution: check history is counted per minute, hour and day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    pub const ALL: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
+
+    pub fn width_micros(self) -> i64 {
+        match self {
+            Resolution::Minute => 60_000_000,
+            Resolution::Hour => 3_600_000_000,
+            Resolution::Day => 86_400_000_000,
+        }
+    }
+
+    /// The start of the bucket holding `at_micros`.
+    pub fn bucket(self, at_micros: i64) -> i64 {
+        at_micros - at_micros.rem_euclid(self.width_micros())
+    }
+}
+
 /// `<project>/<environment>/<check name>`.
 pub fn check_id(project_id: &str, environment: &str, name: &str) -> String {
     format!("{project_id}/{environment}/{name}")

@@ -16,7 +16,7 @@ pub use check::{
     JsonCondition, PostgresCheck, RedisCheck, default_healthy_after, default_unhealthy_after,
 };
 pub use event::{Event, Severity};
-pub use health::{CheckHealth, CheckResult, DeploymentHealth, HealthStatus, check_id};
+pub use health::{CheckHealth, CheckResult, DeploymentHealth, HealthStatus, Resolution, check_id};
 mod container;
 pub use container::{
     Container, ContainerHealth, ContainerState, ContainerStats, EngineState, EngineStatus,

@@ -8,6 +8,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
 use pharos_hub::WatchEnd;
+use pharos_store::QueryError;
 
 /// Errors raised by the API adapters themselves (request checks), or passed through.
 /// Each message is what the client reads; the variant is its code.
@@ -32,12 +33,19 @@ pub enum ApiError {
     Unimplemented(String),
     #[error("{0}")]
     Internal(String),
-    /// A database read the request needs did not answer.
+    /// A database read the request needs failed.
     #[error("the {what} database did not answer: {source}")]
     Store {
         what: &'static str,
         #[source]
-        source: sea_orm::DbErr,
+        source: QueryError,
+    },
+    /// A series the request reads could not be read.
+    #[error("reading {series}: {source}")]
+    Read {
+        series: &'static str,
+        #[source]
+        source: QueryError,
     },
     #[error(transparent)]
     Watch(#[from] WatchEnd),
@@ -55,7 +63,7 @@ impl CodedError for ApiError {
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Unimplemented(_) => ErrorCode::Unimplemented,
             ApiError::Internal(_) => ErrorCode::Internal,
-            ApiError::Store { .. } => ErrorCode::Unavailable,
+            ApiError::Store { source, .. } | ApiError::Read { source, .. } => source.code(),
             ApiError::Watch(end) => end.code(),
         }
     }

@@ -16,6 +16,7 @@ use pharos_collectors::health::engine::{HealthState, HeartbeatError, Heartbeats,
 use pharos_collectors::health::history::{HistoryStore, Resolution, WINDOWS};
 use pharos_core::domain::{HealthStatus, check_id};
 use pharos_hub::WatchHub;
+use pharos_store::QueryError;
 
 const RECENT_FAILURES: u64 = 10;
 
@@ -49,7 +50,7 @@ impl HealthApi {
     }
 }
 
-fn internal(err: sea_orm::DbErr) -> Status {
+fn internal(err: QueryError) -> Status {
     ApiError::Store {
         what: "history",
         source: err,

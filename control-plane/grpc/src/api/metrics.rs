@@ -9,6 +9,7 @@ use pharos_proto::v1::metrics_service_server::MetricsService;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
+use super::error::ApiError;
 use pharos_collectors::metrics::aggregates::Aggregates;
 use pharos_collectors::metrics::scrape::TargetStatuses;
 use pharos_collectors::metrics::store::{Labels, MetricStore, SeriesSelector, Source, now_ms};
@@ -139,8 +140,9 @@ impl MetricsService for MetricsApi {
                 .store
                 .query_range(&selector, start_ms, end_ms, step_ms)
                 .await
-                .map_err(|err| {
-                    super::error::unavailable(format!("the metrics database did not answer: {err}"))
+                .map_err(|source| ApiError::Store {
+                    what: "metrics",
+                    source,
                 })?,
         };
         let total: usize = series.iter().map(|s| s.points.len()).sum();
@@ -321,7 +323,12 @@ impl MetricsService for MetricsApi {
                 store
                     .query_range(&selector, start, end, step)
                     .await
-                    .map_err(|err| super::error::unavailable(format!("reading {name}: {err}")))
+                    .map_err(|source| {
+                        Status::from(ApiError::Read {
+                            series: name,
+                            source,
+                        })
+                    })
             }
         };
         let rates = read("pharos_rpc_requests_total:rate").await?;
