@@ -3,26 +3,23 @@
 //! [`TaskSupervisor`]; the table of what happens when each one fails is on
 //! [`start_with_failpoints`].
 
+mod jobs;
+mod services;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use pharos_proto::v1::catalog_service_server::CatalogServiceServer;
-use pharos_proto::v1::watch_service_server::WatchServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
-use tower::ServiceBuilder;
 
 use crate::api::ActionApi;
 use crate::api::ContainerApi;
 use crate::api::ExportApi;
 use crate::api::{CatalogApi, HealthApi, WatchApi};
-use crate::auth::{AccessPolicy, AuthLayer};
+use crate::auth::AccessPolicy;
 use crate::catalog::{CatalogSource, CatalogSync};
 use crate::config::Settings;
 use crate::containers::{ContainerCollector, ContainerIndex};
@@ -36,10 +33,6 @@ use crate::supervisor::{Backoff, Failpoints, FatalTaskError, TaskHealth, TaskSup
 use crate::watch::Selector;
 use crate::watch::WatchHub;
 use crate::web;
-use pharos_proto::v1::action_service_server::ActionServiceServer;
-use pharos_proto::v1::container_service_server::ContainerServiceServer;
-use pharos_proto::v1::export_service_server::ExportServiceServer;
-use pharos_proto::v1::health_service_server::HealthServiceServer;
 
 /// A started pharosd; [`RunningServer::shutdown`] stops it.
 pub struct RunningServer {
@@ -269,7 +262,7 @@ pub async fn start_with_failpoints(
     {
         let (history, retention) = (history.clone(), settings.retention);
         supervisor.restart_on_failure("health-retention", &collectors, move |stop| {
-            apply_retention_periodically(history.clone(), retention, stop)
+            jobs::apply_retention_periodically(history.clone(), retention, stop)
         });
     }
     let fixed_catalog = match settings.catalog {
@@ -286,7 +279,7 @@ pub async fn start_with_failpoints(
         let (store, hub) = (store.clone(), hub.clone());
         let (retain, every) = (settings.journal_retention, settings.compaction_interval);
         supervisor.restart_on_failure("journal-compaction", &collectors, move |stop| {
-            compact_periodically(store.clone(), hub.clone(), retain, every, stop)
+            jobs::compact_periodically(store.clone(), hub.clone(), retain, every, stop)
         });
     }
     supervisor.restart_on_failure("metrics-scraper", &collectors, move |stop| {
@@ -358,107 +351,26 @@ pub async fn start_with_failpoints(
     {
         let (tasks, health) = (tasks.clone(), health.clone());
         supervisor.restart_on_failure("grpc-health-status", &collectors, move |stop| {
-            report_task_health(tasks.clone(), health.clone(), stop)
+            services::report_task_health(tasks.clone(), health.clone(), stop)
         });
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-
-    // Each pharos service is added through `serve_and_report`, so grpc.health.v1 knows
-    // every one the port serves.
-    let routes = Routes::new(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
-    let routes = serve_and_report(
-        routes,
-        &health,
-        CatalogServiceServer::new(CatalogApi::new(
-            view.clone(),
-            health_state.clone(),
-            hub.clone(),
-        )),
-    )
-    .await;
-    let routes = serve_and_report(
-        routes,
-        &health,
-        HealthServiceServer::new(HealthApi::new(
-            health_state,
-            history,
-            heartbeats,
-            view,
-            hub.clone(),
-        )),
-    )
-    .await;
-    let routes = serve_and_report(
-        routes,
-        &health,
-        ContainerServiceServer::new(ContainerApi::new(
-            containers.clone(),
-            docker_client.clone(),
-            streams.clone(),
-        )),
-    )
-    .await;
-    let routes = serve_and_report(
-        routes,
-        &health,
-        ActionServiceServer::new(ActionApi::new(
-            operations.clone(),
-            audit.clone(),
-            streams.clone(),
-        )),
-    )
-    .await;
-    let routes = serve_and_report(
-        routes,
-        &health,
-        ExportServiceServer::new(ExportApi::new(crate::export::ExportStore::new(db.clone()))),
-    )
-    .await;
-    let routes = serve_and_report(
-        routes,
-        &health,
-        pharos_proto::v1::event_service_server::EventServiceServer::new(
-            crate::api::EventsApi::new(
-                writer_handle.clone(),
-                crate::events::EventHistory::new(db.clone()),
-            ),
+    let apis = services::PharosApis {
+        catalog: CatalogApi::new(view.clone(), health_state.clone(), hub.clone()),
+        health: HealthApi::new(health_state, history, heartbeats, view, hub.clone()),
+        containers: ContainerApi::new(containers.clone(), docker_client.clone(), streams.clone()),
+        actions: ActionApi::new(operations.clone(), audit.clone(), streams.clone()),
+        export: ExportApi::new(crate::export::ExportStore::new(db.clone())),
+        events: crate::api::EventsApi::new(
+            writer_handle.clone(),
+            crate::events::EventHistory::new(db.clone()),
         ),
-    )
-    .await;
-    let routes = serve_and_report(
-        routes,
-        &health,
-        pharos_proto::v1::metrics_service_server::MetricsServiceServer::new(
-            crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone())
-                .with_capacity(capacity)
-                .with_aggregates(aggregates),
-        ),
-    )
-    .await;
-    let routes = serve_and_report(
-        routes,
-        &health,
-        pharos_proto::v1::session_service_server::SessionServiceServer::new(crate::api::SessionApi),
-    )
-    .await;
-    let routes = serve_and_report(
-        routes,
-        &health,
-        WatchServiceServer::new(
-            WatchApi::new(hub.clone(), store.clone(), settings.watch, streams.clone())
-                .with_metrics(metric_store.clone()),
-        ),
-    )
-    .await;
+        metrics: crate::api::MetricsApi::new(metric_store.clone(), scrape_targets.clone())
+            .with_capacity(capacity)
+            .with_aggregates(aggregates),
+        watch: WatchApi::new(hub.clone(), store.clone(), settings.watch, streams.clone())
+            .with_metrics(metric_store.clone()),
+    };
+    let routes = services::grpc_routes(apis, &health, health_service).await?;
     let web_root = web::find_web_root(settings.web_root.as_deref());
     match &web_root {
         Some(root) => tracing::info!(web_root = %root.display(), "serving the dashboard"),
@@ -494,35 +406,18 @@ pub async fn start_with_failpoints(
         web_root.as_deref(),
     ));
 
-    let serving = CancellationToken::new();
-    // CORS answers browsers' preflight requests before access control sees them.
-    let layers = ServiceBuilder::new()
-        .option_layer(web::cors_layer(&settings.cors_origins))
-        .layer(web::GrpcWebOnlyLayer)
-        .layer(crate::telemetry::RpcMetricsLayer::new(rpc_stats))
-        .layer(AuthLayer::new(Arc::new(policy)).with_audit(audit))
-        .into_inner();
-    let router = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .max_concurrent_streams(Some(20_000))
-        .layer(layers)
-        .add_routes(routes);
-    match tls_acceptor {
-        Some(acceptor) => {
-            let incoming = crate::tls::incoming(listener, acceptor, serving.clone());
-            supervisor.stop_pharosd_on_failure("serve", &serving, |stop| {
-                router.serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-            });
-        }
-        None => {
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            supervisor.stop_pharosd_on_failure("serve", &serving, |stop| {
-                router.serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-            });
-        }
-    }
+    let serving = services::serve(
+        &mut supervisor,
+        services::Front {
+            cors_origins: &settings.cors_origins,
+            rpc_stats,
+            policy,
+            audit,
+        },
+        routes,
+        listener,
+        tls_acceptor,
+    );
     if settings.tls.is_some() && matches!(settings.catalog, CatalogSource::Embedded) {
         tracing::warn!(
             "the embedded demo catalog probes pharosd over plain text, so its own checks fail under TLS; pass a --catalog of your own"
@@ -602,86 +497,6 @@ impl RunningServer {
         self.supervisor.stop(&self.collectors, deadline).await;
         self.supervisor.stop(&self.writer_stop, deadline).await;
         tracing::info!("pharosd stopped");
-    }
-}
-
-/// Adds `service` to `routes` and reports it SERVING in grpc.health.v1.
-async fn serve_and_report<S>(routes: Routes, health: &HealthReporter, service: S) -> Routes
-where
-    S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
-        + tonic::server::NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Response: axum::response::IntoResponse,
-    S::Future: Send + 'static,
-{
-    health.set_serving::<S>().await;
-    routes.add_service(service)
-}
-
-/// Keeps the whole server's status ("") in grpc.health.v1 NOT_SERVING while any task is
-/// restarting or failed, and SERVING otherwise.
-async fn report_task_health(tasks: TaskHealth, health: HealthReporter, stop: CancellationToken) {
-    let mut changes = tasks.subscribe();
-    let mut reported = None;
-    loop {
-        let healthy = !changes
-            .borrow_and_update()
-            .values()
-            .any(|task| task.is_down());
-        // Watchers of grpc.health.v1 are told of every set, changed or not.
-        if reported != Some(healthy) {
-            let status = if healthy {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            health.set_service_status("", status).await;
-            reported = Some(healthy);
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            changed = changes.changed() => if changed.is_err() { return },
-        }
-    }
-}
-
-async fn compact_periodically(
-    store: JournalStore,
-    hub: Arc<WatchHub>,
-    retain: u64,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        match store.compact(retain).await {
-            Ok(through) => hub.set_compacted_through(through),
-            Err(err) => tracing::warn!(error = %err, "journal compaction failed"),
-        }
-    }
-}
-
-async fn apply_retention_periodically(
-    history: HistoryStore,
-    retention: crate::health::history::Retention,
-    shutdown: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        if let Err(err) = history.apply_retention(retention).await {
-            tracing::warn!(error = %err, "applying history retention failed");
-        }
     }
 }
 
