@@ -7,6 +7,7 @@ pub mod exposition;
 pub use pharos_probes::http_client as http;
 pub mod kpi;
 pub mod scrape;
+pub mod series;
 pub mod store;
 
 /// Keeps one task per item of the catalog (scrape targets, KPIs) running until
