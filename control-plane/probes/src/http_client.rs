@@ -1,18 +1,19 @@
-//! A small HTTP/1.1 client (hyper) for scraping, notifications and Prometheus backends:
-//! one connection per request, `http://` or `https://` (rustls; the public roots, or the
+//! A small HTTP/1.1 client for scraping, notifications and Prometheus backends, on the
+//! same exchange as the HTTP probe ([`crate::exchange`]): one connection per request, `http://` or `https://` (rustls; the public roots, or the
 //! CA of a `ca_file`), a deadline over the whole exchange, and a cap on the body read.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
+
+use crate::exchange::{self as shared, ExchangeError};
 
 /// TLS settings for `https://` URLs; `None` trusts the public roots.
 pub type Tls = Option<std::sync::Arc<ClientConfig>>;
@@ -105,9 +106,6 @@ async fn over<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake with {host}:{port}: {e}"))?;
     let mut path = parsed.path().to_owned();
     if let Some(query) = parsed.query() {
         path.push('?');
@@ -124,40 +122,16 @@ where
     let request = builder
         .body(Full::new(Bytes::from(call.body)))
         .map_err(|e| format!("building the request: {e}"))?;
-    let exchange = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("HTTP to {host}:{port}: {e}"))?;
-        let status = response.status().as_u16();
-        let mut body = response.into_body();
-        let mut bytes = Vec::new();
-        let mut truncated = false;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| format!("HTTP {status}, reading the body: {e}"))?;
-            if let Ok(data) = frame.into_data() {
-                let room = max_body.saturating_sub(bytes.len());
-                if data.len() > room {
-                    bytes.extend_from_slice(&data[..room]);
-                    truncated = true;
-                    break;
-                }
-                bytes.extend_from_slice(&data);
-            }
+    match shared::exchange(stream, request, max_body, || {}).await {
+        Ok(answer) => Ok(Response {
+            status: answer.status,
+            body: answer.body,
+            truncated: answer.truncated,
+        }),
+        Err(ExchangeError::Handshake(e)) => Err(format!("HTTP handshake with {host}:{port}: {e}")),
+        Err(ExchangeError::Send(e)) => Err(format!("HTTP to {host}:{port}: {e}")),
+        Err(ExchangeError::Body { status, source }) => {
+            Err(format!("HTTP {status}, reading the body: {source}"))
         }
-        Ok(Response {
-            status,
-            body: bytes,
-            truncated,
-        })
-    };
-    // Driven here, not spawned, so that dropping the future closes the connection.
-    let drive = async {
-        let _ = connection.await;
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        result = exchange => result,
-        () = drive => unreachable!("drive never completes"),
     }
 }

@@ -12,6 +12,7 @@
 //! cancel-safe: all their state, sockets included, lives in the future, so dropping it
 //! closes every connection. They never block the runtime.
 
+mod exchange;
 mod grpc;
 mod http;
 pub mod http_client;

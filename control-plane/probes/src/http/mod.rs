@@ -8,8 +8,7 @@ use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use http_body_util::Empty;
 use pharos_core::domain::{HttpCheck, JsonCondition};
 use regex::Regex;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,6 +17,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use crate::exchange::{ExchangeError, exchange};
 
 use super::{
     Probe, ProbeError, ProbeOutcome, Run, Verdict, error_chain, format_duration, parse_duration,
@@ -223,44 +224,19 @@ impl HttpProbe {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let failed = |e: hyper::Error| format!("HTTP to {}: {}", self.authority, error_chain(&e));
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(failed)?;
         let mut request = Request::new(Empty::<Bytes>::new());
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = Uri::from(self.target.clone());
         *request.headers_mut() = self.headers.clone();
-
-        let exchange = async {
-            let response = sender.send_request(request).await.map_err(failed)?;
-            run.first_byte();
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            let mut bytes = Vec::new();
-            while bytes.len() < MAX_BODY {
-                let Some(frame) = body.frame().await else {
-                    break;
-                };
-                let frame = frame.map_err(|e| {
-                    format!("HTTP {status}, then reading the body: {}", error_chain(&e))
-                })?;
-                if let Ok(data) = frame.into_data() {
-                    let take = data.len().min(MAX_BODY - bytes.len());
-                    bytes.extend_from_slice(&data[..take]);
-                }
+        match exchange(stream, request, MAX_BODY, || run.first_byte()).await {
+            Ok(answer) => Ok((answer.status, answer.body)),
+            Err(ExchangeError::Handshake(e) | ExchangeError::Send(e)) => {
+                Err(format!("HTTP to {}: {}", self.authority, error_chain(&e)))
             }
-            Ok((status, bytes))
-        };
-        // The connection is driven here rather than spawned, so that dropping this future
-        // closes it. Its errors reach `exchange` through hyper, so it only needs polling.
-        let drive = async {
-            let _ = connection.await;
-            std::future::pending::<()>().await
-        };
-        tokio::select! {
-            result = exchange => result,
-            () = drive => unreachable!("drive never completes"),
+            Err(ExchangeError::Body { status, source }) => Err(format!(
+                "HTTP {status}, then reading the body: {}",
+                error_chain(&source)
+            )),
         }
     }
 
