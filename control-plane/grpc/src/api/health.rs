@@ -241,10 +241,10 @@ impl HealthService for HealthApi {
             .heartbeats
             .beat(&check_id, |id| self.state().checks.contains_key(id))
             .map_err(|err| match err {
-                HeartbeatError::UnknownCheck => Status::not_found(format!(
+                HeartbeatError::UnknownCheck => super::error::not_found(format!(
                     "check {check_id:?} is not in the catalog; declare it with `heartbeat: {{grace: 30s}}`"
                 )),
-                HeartbeatError::NotAHeartbeatCheck => Status::failed_precondition(format!(
+                HeartbeatError::NotAHeartbeatCheck => super::error::failed_precondition(format!(
                     "check {check_id:?} is not a heartbeat check; only checks of kind heartbeat take heartbeats"
                 )),
             })?;
@@ -259,7 +259,7 @@ fn decode_cursor(token: &str) -> Result<Option<(i64, i64)>, Status> {
         return Ok(None);
     }
     let invalid = || {
-        Status::invalid_argument(
+        super::error::invalid_argument(
             "invalid page_token: pass the next_page_token of a previous response, or empty for the first page",
         )
     };
