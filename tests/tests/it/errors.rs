@@ -348,3 +348,91 @@ async fn a_malformed_duration_in_the_config_file_points_at_its_line() {
         "the error should point at line 3, column 22, where the value is:\n{out}"
     );
 }
+
+/// A catalog file emptied in place (as `cat > catalog.yaml` does before it writes) is
+/// not applied: the running catalog stays, a catalog.invalid event says why, and the text
+/// written afterwards is applied, with nothing deleted on the way.
+#[tokio::test]
+async fn a_catalog_emptied_in_place_keeps_the_running_one_until_it_is_written() {
+    let catalog = CatalogFile::demo().unwrap();
+    let full_text = catalog.text();
+    let server = Pharosd::builder()
+        .catalog(catalog.path())
+        .arg("--catalog-poll-interval")
+        .arg("100ms")
+        .spawn()
+        .await
+        .unwrap();
+    let before = overview(&server.url()).await.unwrap();
+    assert_eq!(before.projects, 1);
+    let mut watch = WatchReader::since(&server.url(), before.revision)
+        .await
+        .unwrap();
+
+    // Truncated in place, not replaced by a rename.
+    std::fs::write(catalog.path(), "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut catalog_changes = Vec::new();
+    let rejected = loop {
+        match watch.next(deadline).await.unwrap() {
+            WatchMessage::Change(change) => match &change.object {
+                Some(pb::change::Object::Event(event)) if event.kind == "catalog.invalid" => {
+                    break event.message.clone();
+                }
+                _ if change.topic == pb::WatchTopic::Catalog as i32 => {
+                    catalog_changes.push(change.key.clone())
+                }
+                _ => {}
+            },
+            WatchMessage::Progress(_) => {}
+            other => panic!("expected a catalog.invalid event, got {other:?}"),
+        }
+    };
+    assert!(rejected.contains("the catalog file is empty"), "{rejected}");
+    assert!(catalog_changes.is_empty(), "{catalog_changes:?}");
+    assert_eq!(overview(&server.url()).await.unwrap().projects, 1);
+
+    // The whole text, written in place as well, is applied: one rename of the
+    // environment, and no deletion of anything the file keeps.
+    std::fs::write(
+        catalog.path(),
+        full_text.replace("name: Local machine", "name: Rewritten"),
+    )
+    .unwrap();
+    let renamed = loop {
+        match watch.next(deadline).await.unwrap() {
+            WatchMessage::Change(change) if change.topic == pb::WatchTopic::Catalog as i32 => {
+                assert_ne!(
+                    change.kind,
+                    pb::ChangeKind::Delete as i32,
+                    "deleted {}",
+                    change.key
+                );
+                if let Some(pb::change::Object::Environment(env)) = &change.object {
+                    break env.name.clone();
+                }
+            }
+            WatchMessage::Change(_) | WatchMessage::Progress(_) => {}
+            other => panic!("expected the environment's rename, got {other:?}"),
+        }
+    };
+    assert_eq!(renamed, "Rewritten");
+    assert_eq!(overview(&server.url()).await.unwrap().projects, 1);
+}
+
+#[tokio::test]
+async fn validate_refuses_an_empty_file() {
+    let catalog = CatalogFile::with_text("# nothing yet\n\n").unwrap();
+    let out = pharosd(["--catalog", catalog.path().to_str().unwrap(), "validate"])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "{}:1:1: the catalog file is empty; to run with no projects, write `projects: []`",
+            catalog.path().display()
+        ),
+        "{out}"
+    );
+}

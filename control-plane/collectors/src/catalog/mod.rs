@@ -60,6 +60,21 @@ impl std::error::Error for CatalogError {}
 
 /// Parses and validates catalog `text`; `source` names it in errors (a file path).
 pub fn parse(text: &str, source: &str) -> Result<Catalog, CatalogError> {
+    // A file with nothing in it is almost always one being written in place (`cat >`
+    // truncates first) or a mistake; applying it would delete the whole catalog. An
+    // intended empty catalog says so with its keys.
+    if is_blank(text) {
+        return Err(CatalogError {
+            problems: vec![Problem {
+                source: source.to_owned(),
+                line: 1,
+                column: 1,
+                path: String::new(),
+                message: "the catalog file is empty; to run with no projects, write `projects: []`"
+                    .to_owned(),
+            }],
+        });
+    }
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let parsed: Result<file::CatalogFile, _> = serde_path_to_error::deserialize(deserializer);
     let catalog_file = match parsed {
@@ -125,6 +140,14 @@ pub fn expand(text: &str, listen: SocketAddr) -> String {
         _ => listen,
     };
     text.replace(LISTEN_PLACEHOLDER, &reachable.to_string())
+}
+
+/// Whether `text` holds no YAML content at all: only blank lines, comments and
+/// document markers.
+fn is_blank(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|line| line.is_empty() || line.starts_with('#') || line == "---" || line == "...")
 }
 
 /// serde_yaml puts the field path in front of its messages and " at line L column C"

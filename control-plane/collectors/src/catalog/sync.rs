@@ -80,8 +80,15 @@ pub struct CatalogSync {
     view: watch::Sender<Arc<CatalogView>>,
     listen: SocketAddr,
     stamp: Option<Stamp>,
-    /// The text last seen (applied or rejected), so one bad edit raises one event.
+    /// The text last dealt with (applied, or rejected with an event), so one bad edit
+    /// raises one event.
     last_text: String,
+    /// A new text read once, applied when the next poll reads it unchanged: a file being
+    /// written in place is not applied half-written.
+    candidate: Option<String>,
+    /// Read the file at the next poll even if its stamp has not changed: a candidate is
+    /// waiting, or the last apply failed and is retried.
+    recheck: bool,
 }
 
 impl CatalogSync {
@@ -105,6 +112,8 @@ impl CatalogSync {
             view,
             listen,
             last_text: String::new(),
+            candidate: None,
+            recheck: false,
         };
         let text = sync.source.read(sync.listen);
         let parsed = text.and_then(|text| {
@@ -136,12 +145,14 @@ impl CatalogSync {
                 _ = ticker.tick() => {}
             }
             let stamp = stamp_of(&self.source);
-            if stamp == self.stamp {
+            if stamp == self.stamp && !self.recheck {
                 continue;
             }
             self.stamp = stamp;
             if let Err(err) = self.reload().await {
-                tracing::error!(error = %err, "catalog reload failed");
+                // Nothing was recorded as dealt with: the next poll tries again.
+                self.recheck = true;
+                tracing::error!(error = %err, "catalog reload failed; retrying at the next poll");
             }
         }
     }
@@ -155,17 +166,30 @@ impl CatalogSync {
             }
         };
         if text == self.last_text {
+            self.candidate = None;
+            self.recheck = false;
+            return Ok(());
+        }
+        if self.candidate.as_deref() != Some(text.as_str()) {
+            // Seen once: apply it only if the next poll reads the same text.
+            self.candidate = Some(text);
+            self.recheck = true;
             return Ok(());
         }
         let parsed = super::parse(&text, &self.source.name());
-        self.last_text = text;
         match parsed {
-            Ok(catalog) => self.apply(catalog).await,
+            Ok(catalog) => self.apply(catalog).await?,
             Err(err) => {
                 tracing::error!(problems = %err, "invalid catalog edit; keeping the running catalog");
-                self.raise_invalid(&err).await
+                self.raise_invalid(&err).await?;
             }
         }
+        // Recorded only once applied (or rejected with its event), so a failed apply is
+        // tried again rather than forgotten.
+        self.last_text = text;
+        self.candidate = None;
+        self.recheck = false;
+        Ok(())
     }
 
     async fn raise_invalid(&self, err: &CatalogError) -> Result<(), SyncError> {

@@ -492,3 +492,19 @@ fn settings_problems_keep_their_place_and_wording() {
         assert_eq!(found, [expected], "{to}");
     }
 }
+
+#[test]
+fn an_empty_file_is_refused_but_an_explicitly_empty_catalog_is_not() {
+    for blank in ["", "\n\n", "# only a comment\n", "---\n# nothing\n"] {
+        let found = problems(blank);
+        assert_eq!(
+            found,
+            [
+                "catalog.yaml:1:1: the catalog file is empty; to run with no projects, write `projects: []`"
+            ],
+            "{blank:?}"
+        );
+    }
+    let empty = parse("projects: []\n", "catalog.yaml").unwrap();
+    assert!(empty.projects.is_empty() && empty.environments.is_empty());
+}
