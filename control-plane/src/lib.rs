@@ -4,7 +4,6 @@
 //! the integration tests and benchmarks use.
 
 pub mod config;
-pub mod journal;
 pub mod server;
 
 pub use pharos_collectors::{capacity, catalog, containers, health, metrics, operations};
@@ -12,7 +11,7 @@ pub use pharos_core::domain;
 pub use pharos_grpc::{api, auth, jwt, ratelimit, telemetry, tls, web};
 pub use pharos_hub as watch;
 pub use pharos_store as storage;
-pub use pharos_store::{events, export};
+pub use pharos_store::{events, export, journal};
 pub use pharos_supervisor as supervisor;
 
 use std::io::Read;

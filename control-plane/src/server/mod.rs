@@ -228,19 +228,14 @@ pub async fn start_with_failpoints(
         metric_store.clone(),
     );
     let health_state_for_metrics = health_state.clone();
-    let alert_evaluator = crate::metrics::alerts::AlertEvaluator::new(
-        view.clone(),
-        metric_store.clone(),
-        health_state.clone(),
-        writer_handle.clone(),
-    )
-    .with_history(crate::events::EventHistory::new(db.clone()));
+    // Alerts firing, shared by every run of the evaluator and read by GetAggregates.
+    let firing = crate::metrics::aggregates::FiringAlerts::default();
     let kpi_statuses = crate::metrics::kpi::KpiStatuses::default();
     let aggregates = crate::metrics::aggregates::Aggregates {
         view: view.clone(),
         health: health_state.clone(),
         containers: containers.clone(),
-        firing: alert_evaluator.firing(),
+        firing: firing.clone(),
         kpis: kpi_statuses.clone(),
         events: crate::events::EventHistory::new(db.clone()),
     };
@@ -293,20 +288,18 @@ pub async fn start_with_failpoints(
             writer_handle.clone(),
             db.clone(),
         );
-        let firing = alert_evaluator.firing();
-        let mut first = Some(alert_evaluator);
+        // Every start, the first included, restores firing alerts from the event history,
+        // as after a restart of pharosd.
         supervisor.restart_on_failure("alert-rules", &collectors, move |stop| {
-            let evaluator = first.take().unwrap_or_else(|| {
-                crate::metrics::alerts::AlertEvaluator::new(
-                    view.clone(),
-                    metric_store.clone(),
-                    health_state.clone(),
-                    writer_handle.clone(),
-                )
-                .with_history(crate::events::EventHistory::new(db.clone()))
-                .with_firing(firing.clone())
-            });
-            evaluator.run(stop)
+            crate::metrics::alerts::AlertEvaluator::new(
+                view.clone(),
+                metric_store.clone(),
+                health_state.clone(),
+                writer_handle.clone(),
+            )
+            .with_history(crate::events::EventHistory::new(db.clone()))
+            .with_firing(firing.clone())
+            .run(stop)
         });
     }
     {

@@ -84,11 +84,9 @@ pub struct CatalogSync {
     /// raises one event.
     last_text: String,
     /// A new text read once, applied when the next poll reads it unchanged: a file being
-    /// written in place is not applied half-written.
+    /// written in place is not applied half-written. While one waits (or its apply
+    /// failed), the file is read at every poll whatever its stamp says.
     candidate: Option<String>,
-    /// Read the file at the next poll even if its stamp has not changed: a candidate is
-    /// waiting, or the last apply failed and is retried.
-    recheck: bool,
 }
 
 impl CatalogSync {
@@ -113,7 +111,6 @@ impl CatalogSync {
             listen,
             last_text: String::new(),
             candidate: None,
-            recheck: false,
         };
         let text = sync.source.read(sync.listen);
         let parsed = text.and_then(|text| {
@@ -145,13 +142,12 @@ impl CatalogSync {
                 _ = ticker.tick() => {}
             }
             let stamp = stamp_of(&self.source);
-            if stamp == self.stamp && !self.recheck {
+            if stamp == self.stamp && self.candidate.is_none() {
                 continue;
             }
             self.stamp = stamp;
             if let Err(err) = self.reload().await {
-                // Nothing was recorded as dealt with: the next poll tries again.
-                self.recheck = true;
+                // The text stays the candidate, so the next poll tries it again.
                 tracing::error!(error = %err, "catalog reload failed; retrying at the next poll");
             }
         }
@@ -167,13 +163,11 @@ impl CatalogSync {
         };
         if text == self.last_text {
             self.candidate = None;
-            self.recheck = false;
             return Ok(());
         }
         if self.candidate.as_deref() != Some(text.as_str()) {
             // Seen once: apply it only if the next poll reads the same text.
             self.candidate = Some(text);
-            self.recheck = true;
             return Ok(());
         }
         let parsed = super::parse(&text, &self.source.name());
@@ -188,7 +182,6 @@ impl CatalogSync {
         // tried again rather than forgotten.
         self.last_text = text;
         self.candidate = None;
-        self.recheck = false;
         Ok(())
     }
 

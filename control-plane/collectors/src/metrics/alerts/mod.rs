@@ -179,11 +179,6 @@ impl AlertEvaluator {
         }
     }
 
-    /// The alerts firing now, kept current by [`AlertEvaluator::run`].
-    pub fn firing(&self) -> super::aggregates::FiringAlerts {
-        self.firing.clone()
-    }
-
     pub async fn run(mut self, shutdown: CancellationToken) {
         self.restore().await;
         let mut ticker = tokio::time::interval(EVALUATE_EVERY);
